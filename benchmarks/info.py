@@ -43,7 +43,8 @@ def describe(shape: ModelShape, seq_len: int) -> list[str]:
         f"{full.encoder_params / full.params:.1%} of the model)",
         f"MACs at sequence length {seq_len}: {_format_count(full.macs)}",
         "",
-        f"{'search space':<14}{'dimensions':>12}{'configurations':>24}{'smallest params':>18}{'mid params':>14}",
+        "size of the smallest and mid-point sub-networks as fractions of the full model's parameters / MACs:",
+        f"{'search space':<14}{'dimensions':>12}{'configurations':>24}{'smallest':>18}{'mid-point':>18}",
     ]
     for name in SEARCH_SPACES:
         space = get_search_space(name, shape)
@@ -51,7 +52,8 @@ def describe(shape: ModelShape, seq_len: int) -> list[str]:
         mid = cost_of(shape, space.to_masks(space.midpoint()), seq_len=seq_len)
         lines.append(
             f"{name:<14}{space.num_dimensions:>12}{_format_size(space.size()):>24}"
-            f"{smallest.param_fraction:>17.1%} {mid.param_fraction:>13.1%}"
+            f"{smallest.param_fraction:>10.1%} /{smallest.mac_fraction:>6.1%}"
+            f"{mid.param_fraction:>10.1%} /{mid.mac_fraction:>6.1%}"
         )
     return lines
 
