@@ -1,0 +1,97 @@
+"""Relative performance: how much of the unpruned model's test performance survives a given amount of pruning.
+
+For a run and a fraction pruned ``f``, the sub-network chosen is the one with the lowest validation error among
+those whose size fraction is at most ``1 - f`` (ties: the smaller one, then the earlier row); its relative
+performance is ``(1 - test_error) / reference`` with ``reference`` the unpruned model's ``1 - test_error``:
+
+1. an explicit value passed by the caller (one float, or one per task), else
+2. the run's own row whose size fraction is 1.0 (the best-validation one if several), else
+3. the mean over the task's runs that have such a row.
+
+Standard-NAS rows are first reduced to each trial's best-validation epoch (:func:`best_epoch_rows`).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from plotting.hypervolume import RUN_COLUMNS, best_epoch_rows, resolve_size_column
+
+DEFAULT_FRACTIONS_PRUNED: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.91, 0.1), 2))
+FULL_SIZE_TOLERANCE = 1e-6
+
+
+def _best_valid(rows: pd.DataFrame, size_column: str) -> pd.Series | None:
+    """The row with the lowest validation error (ties: smaller size, then earlier row), or None."""
+    rows = rows[rows["valid_error"].notna()]
+    if rows.empty:
+        return None
+    order = np.lexsort((np.arange(len(rows)), rows[size_column].to_numpy(float), rows["valid_error"].to_numpy(float)))
+    return rows.iloc[order[0]]
+
+
+def _performance(row: pd.Series | None) -> float:
+    return float("nan") if row is None else 1.0 - float(row["test_error"])
+
+
+def _full_model_performance(run: pd.DataFrame, size_column: str) -> float:
+    full = run[np.isclose(run[size_column].astype(float), 1.0, atol=FULL_SIZE_TOLERANCE)]
+    return _performance(_best_valid(full, size_column))
+
+
+def _reference_for(task: str, reference: float | Mapping[str, float] | None) -> float | None:
+    if reference is None:
+        return None
+    if isinstance(reference, Mapping):
+        return float(reference[task]) if task in reference else None
+    return float(reference)
+
+
+def relative_performance(
+    frame: pd.DataFrame,
+    fractions_pruned: Sequence[float] = DEFAULT_FRACTIONS_PRUNED,
+    size_column: str | None = None,
+    reference: float | Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """One row per run and fraction pruned: the chosen sub-network's performance relative to the unpruned model.
+
+    Columns: the run columns, ``fraction_pruned``, ``size`` (of the chosen sub-network), ``performance``,
+    ``reference_performance`` and ``relative_performance`` (NaN when nothing fits or a test error is missing).
+    """
+    fractions = np.asarray(fractions_pruned, dtype=float)
+    if np.any((fractions < 0) | (fractions >= 1)):
+        raise ValueError(f"fractions pruned must lie in [0, 1), got {fractions.tolist()}")
+    points = best_epoch_rows(frame)
+    records = []
+    for task, task_rows in points.groupby("task", sort=True):
+        column = resolve_size_column(task_rows, size_column)
+        runs = dict(tuple(task_rows.groupby("run_id", sort=True)))
+        own = {run_id: _full_model_performance(run, column) for run_id, run in runs.items()}
+        known = [p for p in own.values() if np.isfinite(p)]
+        task_mean = float(np.mean(known)) if known else float("nan")
+        explicit = _reference_for(str(task), reference)
+        if explicit is None and not known:
+            warnings.warn(f"task {task!r}: no unpruned model (size fraction 1.0) with a test error and no reference "
+                          "value given; relative performance is NaN", stacklevel=2)
+        for run_id, run in runs.items():
+            ref = explicit if explicit is not None else (own[run_id] if np.isfinite(own[run_id]) else task_mean)
+            meta = {c: run[c].iloc[0] for c in RUN_COLUMNS if c in run.columns}
+            sizes = run[column].astype(float).to_numpy()
+            for fraction in fractions:
+                chosen = _best_valid(run[sizes <= 1.0 - fraction + FULL_SIZE_TOLERANCE], column)
+                perf = _performance(chosen)
+                records.append(
+                    {
+                        **meta,
+                        "size_column": column,
+                        "fraction_pruned": float(fraction),
+                        "size": float("nan") if chosen is None else float(chosen[column]),
+                        "performance": perf,
+                        "reference_performance": ref,
+                        "relative_performance": perf / ref if ref else float("nan"),
+                    }
+                )
+    return pd.DataFrame.from_records(records)
