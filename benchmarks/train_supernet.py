@@ -1,0 +1,158 @@
+"""``plm-nas train-supernet``: train a weight-sharing super-network with one of the training strategies.
+
+Every epoch it reports the validation error of the full network, the smallest and the mid-point
+sub-network of the search space, and saves a checkpoint (``--resume`` continues a stopped run). At the
+end the shared weights go to ``OUTPUT/supernet/`` (``save_pretrained``, tokenizer and ``supernet.json``),
+so that the search reloads the same model, search space, task and, above all, the same dataset seed: a
+different seed would put training examples into the search's validation split.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from benchmarks.finetune import (
+    CHECKPOINT_DIR,
+    METRICS_FILE,
+    Setup,
+    add_common_arguments,
+    metrics_fn,
+    prefixed,
+    prepare,
+    trainer_config,
+)
+from benchmarks.results import write_json_atomic
+from benchmarks.runinfo import write_run_info
+from search_spaces import SEARCH_SPACES, get_search_space
+from search_spaces.masks import SubNetworkMasks
+from supernet.evaluation import evaluate
+from supernet.model import SuperNetwork
+from supernet.strategies import STRATEGIES, check_options, get_strategy, strategy_options
+from supernet.training import Trainer, TrainerCallback
+
+SUPERNET_DIR = "supernet"
+SUPERNET_INFO_FILE = "supernet.json"
+DEFAULT_STRATEGY = "sandwich"
+DEFAULT_SEARCH_SPACE = "small"
+
+
+def reference_sub_networks(space: Any) -> dict[str, SubNetworkMasks | None]:
+    """The sub-networks tracked during training: full network, smallest and mid-point of the space."""
+    return {"full": None, "smallest": space.to_masks(space.smallest()), "midpoint": space.to_masks(space.midpoint())}
+
+
+class SubNetworkValidation(TrainerCallback):
+    """Validation metrics of the full, smallest and mid-point sub-networks after every epoch."""
+
+    def __init__(self, setup: Setup, sub_networks: Mapping[str, SubNetworkMasks | None]) -> None:
+        self.setup = setup
+        self.sub_networks = dict(sub_networks)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
+        record = score_sub_networks(trainer.supernet, self.setup, self.sub_networks, "validation")
+        errors = "  ".join(f"{name}={record[f'valid_{name}_error']:.4f}" for name in self.sub_networks)
+        print(f"epoch {epoch}/{trainer.config.epochs}  validation error: {errors}", flush=True)
+        return record
+
+
+def score_sub_networks(
+    supernet: SuperNetwork, setup: Setup, sub_networks: Mapping[str, SubNetworkMasks | None], split: str
+) -> dict[str, float]:
+    """``{prefix}_{name}_{metric}`` for every sub-network, ``prefix`` being ``valid`` or ``test``."""
+    prefix = "valid" if split == "validation" else split
+    record: dict[str, float] = {}
+    for name, masks in sub_networks.items():
+        result = evaluate(supernet, setup.loaders[split], masks=masks, metrics_fn=metrics_fn(setup.task))
+        record.update(prefixed(f"{prefix}_{name}", result))
+    return record
+
+
+def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, Any]) -> dict[str, Any]:
+    """What the search needs to reload this super-network consistently."""
+    return {
+        "model": args.model,
+        "task": setup.task.name,
+        "head": setup.task.head,
+        "num_labels": setup.task.num_labels,
+        "problem_type": setup.task.problem_type,
+        "search_space": args.search_space,
+        "strategy": args.strategy,
+        "strategy_options": dict(options),
+        "dataset_seed": args.dataset_seed,
+        "max_valid_samples": args.max_valid_samples,
+        "max_train_samples": args.max_train_samples,
+        "max_length": args.max_length,
+        "data_dir": args.data_dir,
+        "seed": args.seed,
+        "epochs": args.epochs,
+    }
+
+
+def read_supernet_info(folder: str | Path) -> dict[str, Any]:
+    """The ``supernet.json`` of a saved super-network folder (``OUTPUT/supernet``)."""
+    path = Path(folder) / SUPERNET_INFO_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {folder} is not a super-network saved by train-supernet")
+    return json.loads(path.read_text())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--search-space", default=DEFAULT_SEARCH_SPACE, choices=tuple(SEARCH_SPACES),
+        help=f"where random and smallest sub-networks come from (default {DEFAULT_SEARCH_SPACE})",
+    )
+    parser.add_argument(
+        "--strategy", default=DEFAULT_STRATEGY, choices=tuple(STRATEGIES),
+        help=f"super-network training strategy (default {DEFAULT_STRATEGY})",
+    )
+    parser.add_argument(
+        "--num-random", type=int, default=None,
+        help="random sub-networks per step (default: 2 for sandwich/full, 1 for random/linear_random/kd)",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="distillation temperature of kd and full (default 10)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train the super-network, then save it with its tokenizer, supernet.json, metrics.json and run.json."""
+    output_dir = Path(args.output_dir)
+    check_options(args.strategy, num_random=args.num_random, temperature=args.temperature)  # fail before loading
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="train-supernet")
+    setup = prepare(args)
+    supernet = SuperNetwork(setup.model)
+    space = get_search_space(args.search_space, supernet.shape)
+    strategy = get_strategy(args.strategy, space, num_random=args.num_random, temperature=args.temperature)
+    options = {name: getattr(strategy, name) for name in strategy_options(args.strategy)}
+    sub_networks = reference_sub_networks(space)
+    trainer = Trainer(
+        supernet,
+        strategy,
+        setup.loaders["train"],
+        trainer_config(args),
+        checkpoint_dir=output_dir / CHECKPOINT_DIR,
+        callbacks=[SubNetworkValidation(setup, sub_networks)],
+    )
+    history = trainer.fit(resume=args.resume)
+    supernet.reset()
+    folder = output_dir / SUPERNET_DIR
+    supernet.model.save_pretrained(folder)
+    setup.tokenizer.save_pretrained(folder)
+    write_json_atomic(supernet_info(args, setup, options), folder / SUPERNET_INFO_FILE)
+    final = {
+        "task": setup.task.name,
+        "search_space": args.search_space,
+        "strategy": args.strategy,
+        "strategy_options": options,
+        "valid": {key: value for key, value in history[-1].items() if key.startswith("valid_")},
+        "test": score_sub_networks(supernet, setup, sub_networks, "test"),
+        "history": history,
+    }
+    write_json_atomic(final, output_dir / METRICS_FILE)
+    errors = "  ".join(f"{name}={final['test'][f'test_{name}_error']:.4f}" for name in sub_networks)
+    print(f"test error after {len(history)} epochs: {errors}; super-network in {folder}", flush=True)
+    return 0

@@ -1,0 +1,121 @@
+"""What every super-network training strategy shares: a plan of passes per step, run with summed gradients.
+
+A strategy only decides *which* sub-networks one training step visits (:meth:`Strategy.plan`); running them,
+computing their losses and accumulating their gradients is common code (:meth:`Strategy.step_loss`).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from search_spaces.masks import SubNetworkMasks
+from supernet.strategies.losses import distillation_loss, is_regression, task_loss
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One forward/backward pass of a step: ``masks=None`` is the full network; ``distill`` uses its teacher."""
+
+    masks: SubNetworkMasks | None
+    distill: bool = False
+
+
+@dataclass
+class Strategy(ABC):
+    """Base class: subclasses set ``name`` and implement :meth:`plan`.
+
+    Options such as ``num_random`` or ``temperature`` are dataclass fields of the subclasses that use them,
+    so asking a strategy for an option it ignores is an error (see :func:`supernet.strategies.get_strategy`).
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def plan(self, step: int, total_steps: int, rng: np.random.Generator) -> list[Pass]:
+        """The passes of training step ``step`` (0-based) out of ``total_steps``; draws randomness from ``rng``."""
+
+    def step_loss(
+        self,
+        supernet: Any,
+        batch: Mapping[str, torch.Tensor],
+        step: int,
+        total_steps: int,
+        rng: np.random.Generator,
+    ) -> float:
+        """Run every pass of this step, calling ``backward`` after each (gradients add up); return the summed loss.
+
+        The caller zeroes gradients before and takes one optimiser step after. A distilled pass learns from
+        the detached logits of the step's latest full-network pass. The full network is active afterwards.
+        """
+        passes = self.plan(step, total_steps, rng)
+        labels = batch["labels"]
+        inputs = {key: value for key, value in batch.items() if key != "labels"}
+        regression = is_regression(supernet.model.config, supernet.shape.head)
+        teacher: torch.Tensor | None = None
+        total = 0.0
+        try:
+            for current in passes:
+                supernet.set_sub_network(current.masks)
+                logits = supernet(**inputs).logits
+                if current.distill:
+                    if teacher is None:
+                        raise RuntimeError(f"strategy {self.name!r} distils before any full-network pass")
+                    loss = distillation_loss(logits, teacher, labels, self.distill_temperature, regression)
+                else:
+                    loss = task_loss(logits, labels, regression)
+                loss.backward()
+                total += float(loss.detach())
+                if current.masks is None:
+                    teacher = logits.detach()
+        finally:
+            supernet.set_sub_network(None)
+        return total
+
+    @property
+    def distill_temperature(self) -> float:
+        """Temperature of distilled passes; only distilling strategies define one."""
+        raise NotImplementedError(f"strategy {self.name!r} does not distil")
+
+
+@dataclass
+class SamplingStrategy(Strategy, ABC):
+    """A strategy that draws sub-networks from a search space (``search_space.sample(rng)``)."""
+
+    search_space: Any = None
+    num_random: int = 1
+    min_random: ClassVar[int] = 1  # strategies that train other networks besides may allow 0
+
+    def __post_init__(self) -> None:
+        if self.search_space is None:
+            raise ValueError(f"strategy {self.name!r} samples sub-networks and needs a search space")
+        if self.num_random < self.min_random:
+            raise ValueError(f"strategy {self.name!r} needs num_random >= {self.min_random}, got {self.num_random}")
+
+    def random_passes(self, rng: np.random.Generator, distill: bool = False) -> list[Pass]:
+        """``num_random`` sub-networks sampled from the search space's own distribution."""
+        space = self.search_space
+        return [Pass(space.to_masks(space.sample(rng)), distill) for _ in range(self.num_random)]
+
+    def smallest_pass(self, distill: bool = False) -> Pass:
+        """The smallest non-empty sub-network of the search space."""
+        return Pass(self.search_space.to_masks(self.search_space.smallest()), distill)
+
+
+@dataclass
+class DistillingStrategy(SamplingStrategy, ABC):
+    """A sampling strategy that distils sub-networks from the full network at ``temperature``."""
+
+    temperature: float = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+    @property
+    def distill_temperature(self) -> float:
+        return self.temperature

@@ -1,0 +1,324 @@
+"""Training a super-network (or plain fine-tuning) with exact checkpoint/resume.
+
+The :class:`Trainer` runs a :class:`~supernet.strategies.Strategy` over a training loader with AdamW and a
+linear schedule with warm-up, one optimiser step per batch. After every epoch it runs its callbacks (for
+validation) and then atomically saves a checkpoint with everything the rest of the run depends on: weights,
+optimiser, schedule, the Python/NumPy/torch random states, the strategy's NumPy generator, the training
+loader's shuffling generator, the step, the epoch and the history. A run killed at any point and started
+again with ``resume=True`` continues from the last completed epoch to the same result as a run never stopped
+(bit for bit on the same hardware and torch thread count: floating-point sums depend on the thread count).
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from supernet.loading import resolve_device
+from supernet.strategies import Strategy
+
+CHECKPOINT_FILE = "checkpoint.pt"
+# Settings a resumed run must share with the checkpointed one (device and progress bar may change).
+_RESUME_MUST_MATCH = ("epochs", "lr", "batch_size", "weight_decay", "warmup_ratio", "max_grad_norm", "seed")
+_NO_DECAY_MODULES = (torch.nn.LayerNorm, torch.nn.Embedding)
+
+
+@dataclass
+class TrainerConfig:
+    """Optimisation settings. ``batch_size`` is the one the runner builds the loaders with (recorded here)."""
+
+    epochs: int = 3
+    lr: float = 2e-5
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
+
+
+class TrainerCallback:
+    """Hooks of the training loop; override what you need. Callbacks must not draw from the global RNGs."""
+
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        """Called once per :meth:`Trainer.fit`, after a checkpoint was restored (``trainer.history`` is set)."""
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int) -> Mapping[str, Any] | None:
+        """Called after training epoch ``epoch`` (1-based), before its checkpoint; returns metrics for the history."""
+        return None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (model initialisation, dropout)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on weight matrices only, none on biases, LayerNorm and embeddings."""
+    decay, no_decay = [], []
+    seen: set[int] = set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            exempt = isinstance(module, _NO_DECAY_MODULES) or name == "bias" or param.dim() < 2
+            (no_decay if exempt else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def loader_generators(loader: Any) -> list[torch.Generator]:
+    """The torch generators that decide a DataLoader's shuffling (its own and its samplers')."""
+    candidates = [
+        getattr(loader, "generator", None),
+        getattr(getattr(loader, "sampler", None), "generator", None),
+        getattr(getattr(getattr(loader, "batch_sampler", None), "sampler", None), "generator", None),
+    ]
+    found: list[torch.Generator] = []
+    for gen in candidates:
+        if isinstance(gen, torch.Generator) and all(gen is not other for other in found):
+            found.append(gen)
+    return found
+
+
+def move_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    return {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
+
+
+def _numpy_global_state() -> dict[str, Any]:
+    state = np.random.get_state(legacy=False)
+    state["state"] = {"key": torch.from_numpy(state["state"]["key"].astype(np.int64)), "pos": state["state"]["pos"]}
+    return state
+
+
+def _set_numpy_global_state(state: dict[str, Any]) -> None:
+    inner = dict(state["state"])
+    inner["key"] = inner["key"].numpy().astype(np.uint32)
+    np.random.set_state({**state, "state": inner})
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` into a temporary file beside ``path``, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class Trainer:
+    """Train ``supernet`` with ``strategy`` over ``train_loader``; validate via callbacks; checkpoint every epoch.
+
+    ``supernet`` is a :class:`~supernet.model.SuperNetwork` (or anything with its ``set_sub_network``,
+    ``shape``, ``model`` and forward). ``checkpoint_dir=None`` disables checkpoints.
+    """
+
+    def __init__(
+        self,
+        supernet: torch.nn.Module,
+        strategy: Strategy,
+        train_loader: Any,
+        config: TrainerConfig,
+        checkpoint_dir: str | os.PathLike | None = None,
+        callbacks: Sequence[TrainerCallback] = (),
+    ) -> None:
+        if len(train_loader) == 0:
+            raise ValueError("the training loader is empty")
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.supernet = supernet.to(self.device)
+        self.strategy = strategy
+        self.train_loader = train_loader
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.callbacks = list(callbacks)
+        self.rng = np.random.default_rng(config.seed)
+        self.steps_per_epoch = len(train_loader)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.optimizer = torch.optim.AdamW(parameter_groups(supernet, config.weight_decay), lr=config.lr)
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, math.ceil(config.warmup_ratio * self.total_steps), self.total_steps
+        )
+        self.step = 0
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.checkpoint_dir / CHECKPOINT_FILE if self.checkpoint_dir is not None else None
+
+    def fit(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Train the remaining epochs and return the history (one dict per epoch).
+
+        A fresh run seeds the global generators with ``config.seed``; ``resume=True`` restores the last
+        checkpoint instead when there is one (and starts fresh otherwise).
+        """
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
+            self.load_checkpoint(self.checkpoint_path)
+        else:
+            seed_everything(self.config.seed)
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        for epoch in range(self.epoch, self.config.epochs):
+            started = time.perf_counter()
+            train_loss = self._train_epoch(epoch)
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "step": self.step,
+                "train_loss": train_loss,
+                "lr": self.scheduler.get_last_lr()[0],
+                "train_time_s": time.perf_counter() - started,
+            }
+            for callback in self.callbacks:
+                metrics = callback.on_epoch_end(self, epoch + 1) or {}
+                record.update({key: _plain(value) for key, value in metrics.items()})
+            record["epoch_time_s"] = time.perf_counter() - started
+            self.history.append(record)
+            self.epoch = epoch + 1
+            if self.checkpoint_path is not None:
+                self.save_checkpoint(self.checkpoint_path)
+        return self.history
+
+    def _train_epoch(self, epoch: int) -> float:
+        """One pass over the training loader; returns the mean per-step (summed over passes) loss."""
+        self.supernet.train()
+        total, count = 0.0, 0
+        bar = tqdm(
+            self.train_loader,
+            total=self.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            disable=not self.config.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        for batch in bar:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.strategy.step_loss(
+                self.supernet, move_to_device(batch, self.device), self.step, self.total_steps, self.rng
+            )
+            if self.config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            total += loss
+            count += 1
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        bar.close()
+        return total / max(count, 1)
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit for bit (loadable with ``weights_only=True``)."""
+        state: dict[str, Any] = {
+            "model": self.supernet.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "history": self.history,
+            "config": asdict(self.config),
+            "strategy": self.strategy.name,
+            "rng": {
+                "python": random.getstate(),
+                "numpy": _numpy_global_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "strategy": self.rng.bit_generator.state,
+                "loader": [gen.get_state() for gen in loader_generators(self.train_loader)],
+            },
+        }
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the run must use the same strategy, settings and loader length."""
+        if state["strategy"] != self.strategy.name:
+            raise ValueError(
+                f"checkpoint was written by strategy {state['strategy']!r}, this run uses {self.strategy.name!r}"
+            )
+        current = asdict(self.config)
+        changed = [key for key in _RESUME_MUST_MATCH if state["config"].get(key) != current[key]]
+        if changed:
+            diff = ", ".join(f"{key}: {state['config'].get(key)!r} -> {current[key]!r}" for key in changed)
+            raise ValueError(f"cannot resume with changed training settings ({diff}); use the checkpoint's settings")
+        epochs_done, steps_done = int(state["epoch"]), int(state["step"])
+        if steps_done != epochs_done * self.steps_per_epoch:
+            raise ValueError(
+                f"checkpoint has {steps_done} steps after {epochs_done} epochs, but this training loader has "
+                f"{self.steps_per_epoch} batches per epoch: the data or batch size changed since it was written"
+            )
+        self.supernet.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch = steps_done, epochs_done
+        self.history = [dict(record) for record in state["history"]]
+        rng = state["rng"]
+        random.setstate(_as_python_state(rng["python"]))
+        _set_numpy_global_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.rng.bit_generator.state = rng["strategy"]
+        generators = loader_generators(self.train_loader)
+        if len(generators) != len(rng["loader"]):
+            raise ValueError(
+                f"checkpoint holds {len(rng['loader'])} loader generator state(s), this training loader has "
+                f"{len(generators)}: build it the same way as the checkpointed run"
+            )
+        for gen, gen_state in zip(generators, rng["loader"]):
+            gen.set_state(gen_state)
+
+    def save_checkpoint(self, path: str | os.PathLike) -> Path:
+        return atomic_torch_save(self.state_dict(), path)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _plain(value: Any) -> Any:
+    """NumPy/torch scalars as Python numbers, so the history stays JSON- and ``weights_only``-friendly."""
+    if isinstance(value, (np.generic, torch.Tensor)) and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    return value
+
+
+def _as_python_state(state: Iterable[Any]) -> tuple:
+    """``random.setstate`` wants tuples; serialisation may hand back lists."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
