@@ -1,0 +1,106 @@
+"""The objectives both NAS kinds minimise, (validation error, size objective), and a config's cost fields.
+
+The size objective is one of the fraction columns of the results table: ``param_fraction`` (the paper's),
+``encoder_param_fraction`` (what other pruning papers report) or ``mac_fraction`` (useful for small models
+whose embeddings dominate the parameter count, such as MiniLM). Standard NAS and weight-sharing search use
+the same functions here, so a row's cost fields never depend on who produced it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from benchmarks.results import SIZE_OBJECTIVES
+from search_spaces import DEFAULT_SEQ_LEN, SearchSpace, SubNetworkCost, cost_of
+from search_spaces.masks import SubNetworkMasks
+from search_spaces.shape import ModelShape
+
+ERROR_METRIC = "valid_error"
+DEFAULT_SIZE_OBJECTIVE = "param_fraction"
+METRIC_MODE = "min"  # both objectives are minimised
+
+
+
+def check_size_objective(name: str) -> str:
+    """Return ``name`` if it is a known size objective, else raise a ValueError naming the choices."""
+    if name not in SIZE_OBJECTIVES:
+        raise ValueError(f"unknown size objective {name!r}; choose from {', '.join(SIZE_OBJECTIVES)}")
+    return name
+
+
+def objective_names(size_objective: str) -> list[str]:
+    """The metric names the searchers minimise, in order: validation error, then the size objective."""
+    return [ERROR_METRIC, check_size_objective(size_objective)]
+
+
+@dataclass(frozen=True)
+class CostFields:
+    """The cost columns of a results row for one sub-network (each size objective is one of them)."""
+
+    params: int
+    param_fraction: float
+    encoder_param_fraction: float
+    macs: float
+    mac_fraction: float
+
+    @classmethod
+    def from_cost(cls, cost: SubNetworkCost) -> "CostFields":
+        return cls(
+            params=int(cost.params),
+            param_fraction=float(cost.param_fraction),
+            encoder_param_fraction=float(cost.encoder_param_fraction),
+            macs=float(cost.macs),
+            mac_fraction=float(cost.mac_fraction),
+        )
+
+    def size(self, size_objective: str) -> float:
+        """The value of ``size_objective`` for this sub-network."""
+        return float(getattr(self, check_size_objective(size_objective)))
+
+    def as_row_fields(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`benchmarks.results.ResultRow`."""
+        return {
+            "params": self.params,
+            "param_fraction": self.param_fraction,
+            "encoder_param_fraction": self.encoder_param_fraction,
+            "macs": self.macs,
+            "mac_fraction": self.mac_fraction,
+        }
+
+
+def masks_cost(shape: ModelShape, masks: SubNetworkMasks, seq_len: int = DEFAULT_SEQ_LEN) -> CostFields:
+    """Cost fields of the sub-network ``masks`` (MACs for sequences of ``seq_len`` tokens)."""
+    return CostFields.from_cost(cost_of(shape, masks, seq_len=seq_len))
+
+
+def config_cost(space: SearchSpace, config: Mapping[str, Any], seq_len: int = DEFAULT_SEQ_LEN) -> CostFields:
+    """Cost fields of the sub-network a search-space config selects."""
+    return masks_cost(space.shape, space.to_masks(config), seq_len=seq_len)
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """Canonical JSON of a config (sorted keys, plain ints): the identity of a sub-network within a run."""
+    return json.dumps({str(k): _plain(v) for k, v in config.items()}, sort_keys=True)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars (as searchers may return them) as Python numbers."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with Python scalars only (JSON- and search-space-friendly)."""
+    return {str(k): _plain(v) for k, v in config.items()}
+
+
+def add_size_objective_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--size-objective`` option shared by ``plm-nas nas`` and ``plm-nas search``."""
+    parser.add_argument(
+        "--size-objective",
+        default=DEFAULT_SIZE_OBJECTIVE,
+        choices=SIZE_OBJECTIVES,
+        help="size objective minimised beside the validation error (default: param_fraction, the paper's; "
+        "mac_fraction or encoder_param_fraction suit small models whose embeddings dominate, like MiniLM)",
+    )

@@ -1,0 +1,401 @@
+"""``plm-nas nas``: standard NAS, a Syne Tune tuning job whose trials each fine-tune one sub-network on its own.
+
+Every trial (:mod:`benchmarks.nas_trial`, a separate process started by Syne Tune's ``LocalBackend``)
+extracts its sub-network from the pre-trained model, fine-tunes it and reports validation error, test error
+and the cost fields after every epoch. The searcher (any of :data:`baselines.searchers.SEARCHERS`, MO-ASHA
+included, which stops trials early on ``epoch``) minimises (validation error, size objective). The initial
+design is [largest, smallest, midpoint]. ``--workers N`` runs N trials at once, each with
+``--threads // N`` torch threads; the budget is wall-clock seconds (``--max-wallclock``: running trials are
+stopped when it is spent) and/or a number of trials (``--max-trials``: started trials finish).
+
+Outputs in ``--output-dir``:
+
+* ``results.csv``: the tidy results table with ONE ROW PER TRIAL AND EPOCH (``epoch`` filled; ``runtime_s``
+  is when the epoch was reported), so that hypervolume over time can be computed. Rows are ordered by trial,
+  then epoch; a trial is identified by (``run_id``, ``config``). The per-trial result of the method is the
+  trial's best-validation epoch row (``plotting.hypervolume.best_epoch_rows``), and ``pareto`` is True
+  exactly for best-epoch rows on the front of all trials' best-epoch rows. The file is rewritten atomically
+  after every reported epoch.
+* ``run.json`` (arguments, versions), ``trial_settings.json`` (what every trial shares), and
+  ``syne-tune/`` (Syne Tune's own records and one folder per trial with its logs). With ``--save-models``
+  a trial keeps its best epoch's model in ``syne-tune/TRIAL_ID/best_model`` for ``plm-nas export``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pandas as pd
+from syne_tune import StoppingCriterion, Tuner
+from syne_tune.backend import LocalBackend
+from syne_tune.backend.trial_status import Trial
+from syne_tune.constants import ST_TUNER_START_TIMESTAMP, ST_WORKER_TIMESTAMP, SYNE_TUNE_ENV_FOLDER
+from syne_tune.optimizer.scheduler import TrialScheduler, TrialSuggestion
+from syne_tune.results_callback import StoreResultsCallback
+from syne_tune.tuner_callback import TunerCallback
+
+from benchmarks import nas_trial
+from benchmarks.nas_trial import TRIAL_SETTINGS_ENV, TrialSettings
+from benchmarks.objectives import (
+    add_size_objective_argument,
+    config_cost,
+    objective_names,
+    plain_config,
+)
+from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic
+from benchmarks.runinfo import write_run_info
+from benchmarks.tasks import get_task
+from plotting.hypervolume import best_epoch_rows
+
+KIND = "standard"
+SETTINGS_FILE = "trial_settings.json"
+SYNE_TUNE_DIR = "syne-tune"  # Syne Tune's experiment folder inside the output directory
+RESOURCE_ATTR = "epoch"
+DEFAULT_SEARCHER = "random_search"
+DEFAULT_SEARCH_SPACE = "small"
+DEVICES = ("cpu", "cuda", "auto")
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENTRY_POINT = Path(nas_trial.__file__).resolve()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from baselines.searchers import SEARCHERS
+    from search_spaces import SEARCH_SPACES
+
+    parser.add_argument("--model", default="minilm", help="hub name or local folder (default: embedded MiniLM-L6)")
+    parser.add_argument("--task", required=True, help="task name, e.g. rte, mrpc, stsb")
+    parser.add_argument("--data-dir", default=None, help="local copy of the data (default: $GLUE_DIR for GLUE, else the hub)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="folder for results.csv, run.json and trial logs")
+    parser.add_argument("--search-space", default=DEFAULT_SEARCH_SPACE, choices=tuple(SEARCH_SPACES))
+    parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=tuple(SEARCHERS))
+    add_size_objective_argument(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the searcher and of every trial's fine-tuning")
+    parser.add_argument("--dataset-seed", type=int, default=0, help="seed of the 70/30 train/validation split")
+    parser.add_argument("--run-id", default=None, help="run identifier in the results (default: from the settings)")
+    budget = parser.add_argument_group("budget (give at least one)")
+    budget.add_argument("--max-wallclock", type=float, default=None, help="seconds; running trials are stopped then")
+    budget.add_argument("--max-trials", type=int, default=None, help="number of trials; started trials finish")
+    parallel = parser.add_argument_group("parallelism")
+    parallel.add_argument("--workers", type=int, default=1, help="trials run in parallel")
+    parallel.add_argument("--threads", type=int, default=None,
+                          help="CPU threads in all (default: all cores); each trial gets threads // workers")
+    parallel.add_argument("--device", default="cpu", choices=DEVICES, help="device of every trial")
+    parallel.add_argument("--poll-interval", type=float, default=2.0, help="seconds between Syne Tune's polls")
+    protocol = parser.add_argument_group("fine-tuning protocol of every trial (defaults: the paper's)")
+    protocol.add_argument("--epochs", type=int, default=5, help="epochs per trial (MO-ASHA's maximum resource)")
+    protocol.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate")
+    protocol.add_argument("--batch-size", type=int, default=8)
+    protocol.add_argument("--eval-batch-size", type=int, default=32)
+    protocol.add_argument("--weight-decay", type=float, default=0.0)
+    protocol.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
+    protocol.add_argument("--max-length", type=int, default=128, help="maximum tokens per example")
+    protocol.add_argument("--seq-len", type=int, default=None, help="sequence length of MAC counts (default: --max-length)")
+    protocol.add_argument("--max-train-samples", type=int, default=None, help="seeded subset of the training split")
+    protocol.add_argument("--max-valid-samples", type=int, default=None,
+                          help="seeded subset of the validation split (default: 2,048 for large tasks, else all)")
+    protocol.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")
+    parser.add_argument("--save-models", action="store_true",
+                        help="every trial keeps its best epoch's extracted model (for plm-nas export)")
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def check_budget(max_wallclock: float | None, max_trials: int | None) -> None:
+    """At least one budget, each positive."""
+    if max_wallclock is None and max_trials is None:
+        raise ValueError("give a budget: --max-wallclock SECONDS and/or --max-trials N")
+    if max_wallclock is not None and max_wallclock <= 0:
+        raise ValueError(f"--max-wallclock must be positive, got {max_wallclock}")
+    if max_trials is not None and max_trials < 1:
+        raise ValueError(f"--max-trials must be >= 1, got {max_trials}")
+
+
+def threads_per_trial(total_threads: int | None, workers: int) -> int:
+    """Torch threads of one trial: all threads split evenly over the workers, at least one each."""
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    total = total_threads if total_threads is not None else (os.cpu_count() or 1)
+    if total < 1:
+        raise ValueError(f"--threads must be >= 1, got {total}")
+    return max(1, total // workers)
+
+
+def trial_settings(args: argparse.Namespace) -> TrialSettings:
+    """The settings every trial of this run shares."""
+    from supernet.loading import resolve_model_name
+
+    return TrialSettings(
+        model=resolve_model_name(args.model),
+        task=args.task,
+        search_space=args.search_space,
+        size_objective=args.size_objective,
+        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        dataset_seed=args.dataset_seed,
+        seed=args.seed,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        max_length=args.max_length,
+        max_train_samples=args.max_train_samples,
+        max_valid_samples=args.max_valid_samples,
+        max_test_samples=args.max_test_samples,
+        seq_len=args.seq_len or args.max_length,
+        threads=threads_per_trial(args.threads, args.workers),
+        device=args.device,
+        save_models=args.save_models,
+    )
+
+
+def default_run_id(args: argparse.Namespace) -> str:
+    return f"nas-{args.searcher}-{args.search_space}-{get_task(args.task).name}-seed{args.seed}"
+
+
+def initial_design(space: Any) -> list[dict[str, Any]]:
+    """The paper's initial design for every searcher: largest, smallest, midpoint."""
+    return [space.largest(), space.smallest(), space.midpoint()]
+
+
+# ------------------------------------------------------------------------------------- scheduling helpers
+
+
+class TrialLimit(TrialScheduler):
+    """Delegates to ``scheduler`` but suggests no new trial after ``max_trials``; the tuner lets running ones finish.
+
+    (Syne Tune's ``StoppingCriterion(max_num_trials_started=...)`` would instead stop the trials still running.)
+    """
+
+    def __init__(self, scheduler: TrialScheduler, max_trials: int) -> None:
+        super().__init__(random_seed=scheduler.random_seed)
+        self.scheduler = scheduler
+        self.max_trials = max_trials
+        self.num_started = 0
+
+    def suggest(self) -> TrialSuggestion | None:
+        if self.num_started >= self.max_trials:
+            return None
+        suggestion = self.scheduler.suggest()
+        if suggestion is not None and suggestion.spawn_new_trial_id:
+            self.num_started += 1
+        return suggestion
+
+    def on_trial_add(self, trial: Trial) -> None:
+        self.scheduler.on_trial_add(trial)
+
+    def on_trial_error(self, trial: Trial) -> None:
+        self.scheduler.on_trial_error(trial)
+
+    def on_trial_result(self, trial: Trial, result: dict[str, Any]) -> str:
+        return self.scheduler.on_trial_result(trial, result)
+
+    def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
+        self.scheduler.on_trial_complete(trial, result)
+
+    def on_trial_remove(self, trial: Trial) -> None:
+        self.scheduler.on_trial_remove(trial)
+
+    def metric_names(self) -> list[str]:
+        return self.scheduler.metric_names()
+
+    def metric_mode(self) -> str | list[str]:
+        return self.scheduler.metric_mode()
+
+    def metadata(self) -> dict[str, Any]:
+        return {**self.scheduler.metadata(), "max_trials": self.max_trials}
+
+
+@contextlib.contextmanager
+def environment(**variables: str) -> Iterator[None]:
+    """Set environment variables inside a ``with`` block (trial processes inherit them), then restore them."""
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _with_project_on_path(pythonpath: str | None) -> str:
+    """``PYTHONPATH`` with this project's root first, so trial scripts import the project."""
+    parts = [str(_PROJECT_ROOT)] + [p for p in (pythonpath or "").split(os.pathsep) if p and p != str(_PROJECT_ROOT)]
+    return os.pathsep.join(parts)
+
+
+def _check_no_spaces(*paths: Path) -> None:
+    """Syne Tune's LocalBackend splits its trial command line on spaces: such paths would break it."""
+    for path in paths:
+        if " " in str(path):
+            raise ValueError(
+                f"{path} contains a space; Syne Tune's LocalBackend splits trial command lines on spaces, "
+                "so the project and --output-dir must be in folders without spaces"
+            )
+
+
+# --------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class RowMaker:
+    """Turns a trial's reported epoch into a results row (costs computed here, from the config)."""
+
+    space: Any
+    args: argparse.Namespace
+    run_id: str
+    task: str  # the registered task name
+    seq_len: int
+
+    def __call__(self, config: Mapping[str, Any], result: Mapping[str, Any], runtime_s: float) -> ResultRow:
+        config = plain_config({key: config[key] for key in self.space.keys})
+        cost = config_cost(self.space, config, seq_len=self.seq_len)
+        return ResultRow(
+            run_id=self.run_id,
+            kind=KIND,
+            method=self.args.searcher,
+            searcher=self.args.searcher,
+            search_space=self.args.search_space,
+            strategy="",
+            task=self.task,
+            model=str(self.args.model),
+            seed=self.args.seed,
+            config=config,
+            valid_error=float(result["valid_error"]),
+            test_error=float(result["test_error"]),
+            runtime_s=float(runtime_s),
+            size_objective=self.args.size_objective,
+            epoch=float(result[RESOURCE_ATTR]),
+            **cost.as_row_fields(),
+        )
+
+
+def mark_pareto_best_epochs(frame: pd.DataFrame) -> pd.DataFrame:
+    """``pareto`` True for each trial's best-validation epoch row that is on the front of those rows."""
+    frame = frame.copy()
+    frame["pareto"] = False
+    if frame.empty:
+        return frame
+    best = mark_pareto(best_epoch_rows(frame))
+    frame.loc[best.index, "pareto"] = best["pareto"].astype(bool)
+    return frame
+
+
+class ResultsTable(TunerCallback):
+    """Collects every reported epoch as a results row and rewrites the results table atomically each time."""
+
+    def __init__(self, row_maker: RowMaker, path: Path) -> None:
+        self.row_maker = row_maker
+        self.path = path
+        self.rows: dict[tuple[int, float], ResultRow] = {}  # (trial id, epoch) -> row
+        self.start = time.time()
+
+    @property
+    def num_trials(self) -> int:
+        return len({trial_id for trial_id, _ in self.rows})
+
+    def on_tuning_start(self, tuner: Any) -> None:
+        self.start = float(tuner.metadata.get(ST_TUNER_START_TIMESTAMP, time.time()))
+
+    def on_trial_result(self, trial: Trial, status: str, result: dict[str, Any], decision: str) -> None:
+        runtime = float(result.get(ST_WORKER_TIMESTAMP, time.time())) - self.start
+        row = self.row_maker(trial.config, result, runtime)
+        self.rows[(trial.trial_id, row.epoch)] = row
+        write_atomic(self.frame(), self.path)
+
+    def frame(self) -> pd.DataFrame:
+        """Rows ordered by trial id, then epoch, with ``pareto`` over the trials' best epochs."""
+        ordered = [self.rows[key] for key in sorted(self.rows)]
+        return mark_pareto_best_epochs(rows_to_frame(ordered))
+
+
+# ------------------------------------------------------------------------------------------------- run
+
+
+def build_tuner(args: argparse.Namespace, output_dir: Path) -> tuple[Tuner, ResultsTable]:
+    """Check the arguments, write the trial settings, and build the tuner and its results table.
+
+    Call inside :func:`environment` with ``SYNETUNE_FOLDER`` set (Syne Tune reads it when the tuner is built).
+    """
+    from baselines.searchers import make_scheduler
+    from search_spaces import get_search_space
+    from search_spaces.shape import ModelShape
+    from supernet.loading import load_config
+
+    task = get_task(args.task)
+    settings = trial_settings(args)
+    shape = ModelShape.from_config(load_config(settings.model, num_labels=task.num_labels), head=task.head)
+    space = get_search_space(args.search_space, shape)
+    settings.write(output_dir / SETTINGS_FILE)
+    scheduler = make_scheduler(
+        args.searcher,
+        space.config_space,
+        metrics=objective_names(args.size_objective),
+        points_to_evaluate=initial_design(space),
+        random_seed=args.seed,
+        max_t=args.epochs,
+        resource_attr=RESOURCE_ATTR,
+        mode="standard",
+    )
+    if args.max_trials is not None:
+        scheduler = TrialLimit(scheduler, args.max_trials)
+    row_maker = RowMaker(space=space, args=args, run_id=args.run_id or default_run_id(args), task=task.name,
+                         seq_len=settings.seq_len)
+    table = ResultsTable(row_maker, output_dir / RESULTS_FILE)
+    tuner = Tuner(
+        # GPU rotation asks nvidia-smi and leaves a std.out file in the working directory: only for GPUs.
+        trial_backend=LocalBackend(entry_point=str(ENTRY_POINT), pass_args_as_json=True,
+                                   rotate_gpus=args.device != "cpu"),
+        scheduler=scheduler,
+        stop_criterion=StoppingCriterion(max_wallclock_time=args.max_wallclock),
+        n_workers=args.workers,
+        sleep_time=args.poll_interval,
+        results_update_interval=max(10.0, args.poll_interval),
+        print_update_interval=60.0,
+        tuner_name=SYNE_TUNE_DIR,
+        suffix_tuner_name=False,
+        save_tuner=False,
+        callbacks=[StoreResultsCallback(), table],
+        metadata={"plm_nas_run_id": row_maker.run_id},
+    )
+    return tuner, table
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the tuning job; write results.csv (as results come), run.json and the trial settings."""
+    check_budget(args.max_wallclock, args.max_trials)
+    output_dir = Path(args.output_dir).resolve()
+    _check_no_spaces(ENTRY_POINT, output_dir)
+    if (output_dir / SYNE_TUNE_DIR).exists() or (output_dir / RESULTS_FILE).exists():
+        raise ValueError(
+            f"{output_dir} already holds a standard-NAS run (trial logs would mix); use another --output-dir"
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(output_dir, args, seed=args.seed, command_name="nas")
+    started = time.perf_counter()
+    variables = {
+        SYNE_TUNE_ENV_FOLDER: str(output_dir),  # Syne Tune's experiment folder becomes OUTPUT/syne-tune
+        TRIAL_SETTINGS_ENV: str(output_dir / SETTINGS_FILE),
+        "PYTHONPATH": _with_project_on_path(os.environ.get("PYTHONPATH")),
+    }
+    with environment(**variables):
+        tuner, table = build_tuner(args, output_dir)
+        tuner.run()
+    frame = table.frame()
+    write_atomic(frame, output_dir / RESULTS_FILE)
+    print(
+        f"standard NAS: {table.num_trials} trial(s), {len(frame)} epoch row(s), "
+        f"{int(frame['pareto'].sum())} on the front, {time.perf_counter() - started:.0f} s; "
+        f"results in {output_dir / RESULTS_FILE}",
+        flush=True,
+    )
+    return 0

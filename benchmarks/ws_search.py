@@ -1,0 +1,437 @@
+"""``plm-nas search``: weight-sharing multi-objective search on a trained super-network, resumable.
+
+A searcher (any of :data:`baselines.searchers.SEARCHERS` but MO-ASHA, which needs per-epoch trials) proposes
+configs in an ask/tell loop in this process. Each new config is scored by one no-gradient pass of the sliced
+sub-network over the validation split, which comes from the super-network's own dataset seed (another seed
+would put training examples into it; ``--force`` overrides the check). A config proposed again is not
+re-evaluated: the searcher is told its cached result and no row is added. The budget counts evaluated
+(distinct) sub-networks, ``--num-samples`` (default 100, as in the paper), and/or seconds (``--max-wallclock``).
+At the end the Pareto set (validation error, size objective) is scored on the test split, each test error in
+its own row.
+
+``OUTPUT/results.csv`` (one row per evaluated sub-network, ``epoch`` empty) is rewritten atomically after every
+evaluation, so a killed search loses nothing. ``--resume`` replays the rows to a fresh searcher and continues
+to the budget: the searcher is asked again with the same seed, and every config it re-proposes from the file
+is told its recorded result instead of being evaluated, so a seeded searcher continues exactly as an
+uninterrupted run would. If it proposes something else before all rows are replayed, the replay starts over
+with the file's configs as the initial design (every row is then told, in order, and the continuation is
+the searcher's own but no longer that of an uninterrupted run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from benchmarks.objectives import (
+    CostFields,
+    add_size_objective_argument,
+    config_cost,
+    config_key,
+    objective_names,
+    plain_config,
+)
+from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, read_results, rows_to_frame, write_atomic
+from benchmarks.runinfo import write_run_info
+
+KIND = "weight-sharing"
+DEFAULT_SEARCHER = "random_search"
+DEFAULT_NUM_SAMPLES = 100
+MAX_REPEATS = 50  # consecutive re-proposals of evaluated configs before the search counts as exhausted
+DEVICES = ("cpu", "cuda", "auto")
+# Columns that must agree between a resumed run and its earlier rows.
+RESUME_COLUMNS = ("run_id", "kind", "searcher", "search_space", "strategy", "task", "seed", "size_objective")
+
+Config = dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------------------- budget
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long the search runs: a number of evaluated sub-networks and/or seconds (either ends it)."""
+
+    num_samples: int | None = DEFAULT_NUM_SAMPLES
+    max_wallclock: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_samples is None and self.max_wallclock is None:
+            raise ValueError("give a budget: --num-samples N and/or --max-wallclock SECONDS")
+        if self.num_samples is not None and self.num_samples < 1:
+            raise ValueError(f"--num-samples must be >= 1, got {self.num_samples}")
+        if self.max_wallclock is not None and self.max_wallclock <= 0:
+            raise ValueError(f"--max-wallclock must be positive, got {self.max_wallclock}")
+
+    def spent(self, num_evaluated: int, runtime_s: float) -> bool:
+        if self.num_samples is not None and num_evaluated >= self.num_samples:
+            return True
+        return self.max_wallclock is not None and runtime_s >= self.max_wallclock
+
+
+# -------------------------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class Evaluation:
+    """One evaluated sub-network: its config, validation error and when (seconds into the run) it finished."""
+
+    config: Config
+    valid_error: float
+    runtime_s: float
+
+
+SearchFactory = Callable[[Sequence[Config] | None], Any]  # initial design override -> AskTellSearch
+
+
+@dataclass
+class SearchLoop:
+    """The ask/tell loop of a weight-sharing search, independent of models and data.
+
+    ``make_search(recorded)`` builds a fresh seeded :class:`baselines.searchers.AskTellSearch` whose initial
+    design starts with the ``recorded`` configs (``None``: the run's own initial design). ``score(config)``
+    returns the validation error and ``size(config)`` the size objective. ``evaluations`` holds the rows of
+    earlier sessions (to replay) and then every new evaluation, in order.
+    """
+
+    make_search: SearchFactory
+    score: Callable[[Config], float]
+    size: Callable[[Config], float]
+    metrics: Sequence[str]
+    evaluations: list[Evaluation] = field(default_factory=list)
+    max_repeats: int = MAX_REPEATS
+    exact_replay: bool = True  # False once a replay had to fall back to the recorded configs
+    num_repeats: int = 0  # re-proposals of already evaluated configs, told from the cache
+
+    def result(self, config: Config, valid_error: float) -> dict[str, float]:
+        return {self.metrics[0]: valid_error, self.metrics[1]: self.size(config)}
+
+    def replay(self) -> Any:
+        """A fresh searcher told every recorded evaluation, in order (see the module docstring)."""
+        from baselines.searchers import SearchExhausted
+
+        search = self.make_search(None)
+        for expected in self.evaluations:
+            for _ in range(self.max_repeats + 1):
+                try:
+                    trial_id, config = search.ask()
+                except SearchExhausted:
+                    return self._replay_recorded()
+                if not search.seen(config):
+                    break
+                search.tell(trial_id, config, search.result_of(config))  # a repeat, as in the recorded run
+            else:
+                return self._replay_recorded()
+            if config_key(config) != config_key(expected.config):
+                return self._replay_recorded()
+            search.tell(trial_id, config, self.result(config, expected.valid_error))
+        return search
+
+    def _replay_recorded(self) -> Any:
+        """Fallback: a searcher whose initial design starts with the recorded configs, told their results."""
+        self.exact_replay = False
+        search = self.make_search([e.config for e in self.evaluations])
+        for evaluation in self.evaluations:
+            trial_id, config = search.ask()
+            if config_key(config) != config_key(evaluation.config):
+                raise RuntimeError("the searcher did not return its initial design first; cannot replay the results")
+            search.tell(trial_id, config, self.result(config, evaluation.valid_error))
+        return search
+
+    def run(
+        self,
+        budget: Budget,
+        runtime_offset: float = 0.0,
+        on_evaluation: Callable[[Evaluation], None] = lambda evaluation: None,
+    ) -> Any:
+        """Replay earlier evaluations, then ask/evaluate/tell until the budget is spent; returns the searcher."""
+        from baselines.searchers import SearchExhausted
+
+        search = self.replay()
+        started = time.perf_counter()
+        repeats = 0
+        while not budget.spent(len(self.evaluations), runtime_offset + time.perf_counter() - started):
+            try:
+                trial_id, config = search.ask()
+            except SearchExhausted:
+                break
+            cached = search.result_of(config)
+            if cached is not None:
+                search.tell(trial_id, config, cached)
+                self.num_repeats += 1
+                repeats += 1
+                if repeats >= self.max_repeats:
+                    break
+                continue
+            repeats = 0
+            config = plain_config(config)
+            valid_error = float(self.score(config))
+            search.tell(trial_id, config, self.result(config, valid_error))
+            evaluation = Evaluation(config, valid_error, runtime_offset + time.perf_counter() - started)
+            self.evaluations.append(evaluation)
+            on_evaluation(evaluation)
+        return search
+
+
+# ------------------------------------------------------------------------------------- super-network side
+
+
+@dataclass
+class SubNetworkScorer:
+    """Scores sub-networks of a super-network on the validation and test loaders.
+
+    Errors are memoised by the sub-network's masks, so configs that select the same sub-network (all
+    ``num_layers=0`` configs of ``small`` are the empty network) are evaluated once per split.
+    """
+
+    supernet: Any
+    space: Any
+    loaders: Mapping[str, Any]
+    metrics_fn: Callable[..., Mapping[str, float]]
+    seq_len: int
+    size_objective: str
+    _costs: dict[str, CostFields] = field(default_factory=dict, repr=False)
+    _errors: dict[tuple[str, bytes], float] = field(default_factory=dict, repr=False)
+
+    def error(self, config: Mapping[str, Any], split: str) -> float:
+        """Error of the sliced sub-network ``config`` on ``split`` (one pass without gradients)."""
+        from supernet.evaluation import evaluate
+
+        masks = self.space.to_masks(config)
+        key = (split, masks.heads.numpy().tobytes() + masks.units.numpy().tobytes())
+        if key not in self._errors:
+            result = evaluate(self.supernet, self.loaders[split], masks=masks, metrics_fn=self.metrics_fn)
+            self._errors[key] = float(result.metrics["error"])
+        return self._errors[key]
+
+    def cost(self, config: Mapping[str, Any]) -> CostFields:
+        """Cost fields of a config (computed once per config)."""
+        key = config_key(config)
+        if key not in self._costs:
+            self._costs[key] = config_cost(self.space, config, seq_len=self.seq_len)
+        return self._costs[key]
+
+    def size(self, config: Mapping[str, Any]) -> float:
+        return self.cost(config).size(self.size_objective)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """The descriptive columns of every row of one search run."""
+
+    run_id: str
+    searcher: str
+    search_space: str
+    strategy: str
+    task: str
+    model: str
+    seed: int
+    size_objective: str
+
+    def row(self, evaluation: Evaluation, cost: CostFields, test_error: float = math.nan) -> ResultRow:
+        return ResultRow(
+            run_id=self.run_id, kind=KIND, method=self.searcher, searcher=self.searcher,
+            search_space=self.search_space, strategy=self.strategy, task=self.task, model=self.model,
+            seed=self.seed, config=evaluation.config, valid_error=evaluation.valid_error, test_error=test_error,
+            runtime_s=evaluation.runtime_s, size_objective=self.size_objective, **cost.as_row_fields(),
+        )
+
+
+def results_frame(
+    identity: RunIdentity, evaluations: Sequence[Evaluation], scorer_cost: Callable[[Config], CostFields],
+    test_errors: Mapping[str, float],
+) -> pd.DataFrame:
+    """The results table of the evaluations so far: Pareto rows marked, with their test errors where known.
+
+    Only rows on the current front carry a test error, so a resumed run's table equals an uninterrupted one's.
+    """
+    rows = [identity.row(e, scorer_cost(e.config), test_errors.get(config_key(e.config), math.nan))
+            for e in evaluations]
+    frame = mark_pareto(rows_to_frame(rows))
+    frame.loc[~frame["pareto"].astype(bool), "test_error"] = math.nan
+    return frame
+
+
+def previous_evaluations(frame: pd.DataFrame, identity: RunIdentity, force: bool) -> tuple[list[Evaluation], dict[str, float]]:
+    """Earlier rows of this run (in order) and their known test errors; checks they belong to this run."""
+    expected = {"run_id": identity.run_id, "kind": KIND, "searcher": identity.searcher,
+                "search_space": identity.search_space, "strategy": identity.strategy, "task": identity.task,
+                "seed": identity.seed, "size_objective": identity.size_objective}
+    mismatches = []
+    for column in RESUME_COLUMNS:
+        found = sorted({str(value) for value in frame[column]})
+        if found != [str(expected[column])]:
+            mismatches.append(f"{column}: file has {', '.join(found)}, this run {expected[column]}")
+    if mismatches and not force:
+        raise ValueError("cannot resume: the results file belongs to another run (" + "; ".join(mismatches)
+                         + "); use another --output-dir, or --force")
+    evaluations = [
+        Evaluation(config=json.loads(row.config), valid_error=float(row.valid_error), runtime_s=float(row.runtime_s))
+        for row in frame.itertuples()
+    ]
+    test_errors = {config_key(json.loads(row.config)): float(row.test_error)
+                   for row in frame.itertuples() if not pd.isna(row.test_error)}
+    return evaluations, test_errors
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from baselines.searchers import SEARCHERS
+    from search_spaces import SEARCH_SPACES
+
+    parser.add_argument("--supernet", required=True, type=Path,
+                        help="train-supernet output folder (or its supernet/ subfolder)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="folder for results.csv and run.json")
+    parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=tuple(SEARCHERS),
+                        help="any searcher but moasha (default: random_search)")
+    parser.add_argument("--search-space", default=None, choices=tuple(SEARCH_SPACES),
+                        help="default: the one the super-network was trained on")
+    add_size_objective_argument(parser)
+    parser.add_argument("--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
+                        help="sub-networks to evaluate (repeated proposals do not count); 0 for no limit")
+    parser.add_argument("--max-wallclock", type=float, default=None, help="seconds (from the run's start)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the searcher")
+    parser.add_argument("--dataset-seed", type=int, default=None,
+                        help="default and required: the super-network's (a different one needs --force)")
+    parser.add_argument("--force", action="store_true",
+                        help="allow a dataset seed other than the super-network's, or resuming a different run")
+    parser.add_argument("--resume", action="store_true", help="continue the search in --output-dir")
+    parser.add_argument("--run-id", default=None, help="run identifier in the results (default: from the settings)")
+    parser.add_argument("--data-dir", default=None, help="default: the super-network's")
+    parser.add_argument("--batch-size", type=int, default=32, help="evaluation batch size")
+    parser.add_argument("--max-length", type=int, default=None, help="default: the super-network's")
+    parser.add_argument("--seq-len", type=int, default=None, help="sequence length of MAC counts (default: --max-length)")
+    parser.add_argument("--max-valid-samples", type=int, default=None,
+                        help="seeded subset of the validation split (default: the super-network's)")
+    parser.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def check_searcher(name: str) -> None:
+    """Fail before loading anything when ``name`` cannot drive a weight-sharing search."""
+    from baselines.searchers import SEARCHERS, searcher_names
+
+    usable = ", ".join(searcher_names("weight-sharing"))
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; choose from {usable}")
+    if SEARCHERS[name].standard_nas_only:
+        raise ValueError(
+            f"searcher {name!r} is multi-fidelity: it stops trials early on per-epoch results, and a weight-sharing "
+            f"evaluation has no epochs; it works with `plm-nas nas` only. For `plm-nas search` choose from {usable}"
+        )
+
+
+def check_dataset_seed(requested: int | None, trained: int, force: bool) -> int:
+    """The dataset seed to use: the super-network's, unless another one is forced."""
+    if requested is None or requested == trained:
+        return trained
+    if not force:
+        raise ValueError(
+            f"the super-network was trained with --dataset-seed {trained}; searching with {requested} would put "
+            "its training examples into the validation split. Drop --dataset-seed, or pass --force"
+        )
+    return requested
+
+
+def default_run_id(searcher: str, search_space: str, strategy: str, task: str, seed: int) -> str:
+    return f"ws-{strategy}-{searcher}-{search_space}-{task}-seed{seed}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the super-network and data, search (or resume), score the Pareto set on test; write results."""
+    from baselines.searchers import AskTellSearch, make_scheduler
+    from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
+    from benchmarks.finetune import metrics_fn
+    from benchmarks.export import SuperNetSource
+    from benchmarks.tasks import get_task
+    from search_spaces import get_search_space
+    from supernet.model import SuperNetwork
+
+    check_searcher(args.searcher)
+    budget = Budget(num_samples=args.num_samples or None, max_wallclock=args.max_wallclock)
+    output_dir = Path(args.output_dir)
+    results_path = output_dir / RESULTS_FILE
+    if results_path.exists() and not args.resume:
+        raise ValueError(f"{results_path} exists: pass --resume to continue that search, or use another --output-dir")
+    torch_threads = args.threads or os.cpu_count() or 1
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    source = SuperNetSource.load(args.supernet, device=args.device)
+    info = source.info
+    task = get_task(info["task"])
+    dataset_seed = check_dataset_seed(args.dataset_seed, int(info["dataset_seed"]), args.force)
+    search_space = args.search_space or info["search_space"]
+    space = get_search_space(search_space, source.shape)
+    max_length = args.max_length or int(info.get("max_length") or 128)
+    max_valid = args.max_valid_samples if args.max_valid_samples is not None else info.get("max_valid_samples")
+    splits = load_splits(task, data_dir=args.data_dir or info.get("data_dir"), seed=dataset_seed,
+                         max_valid_samples=AUTO if max_valid is None else max_valid)
+    splits = {"validation": splits["validation"], "test": subsample(splits["test"], args.max_test_samples, dataset_seed)}
+    loaders = make_dataloaders(task, splits, source.tokenizer, batch_size=args.batch_size, max_length=max_length)
+    scorer = SubNetworkScorer(SuperNetwork(source.model), space, loaders, metrics_fn(task),
+                              seq_len=args.seq_len or max_length, size_objective=args.size_objective)
+    identity = RunIdentity(
+        run_id=args.run_id or default_run_id(args.searcher, search_space, info["strategy"], task.name, args.seed),
+        searcher=args.searcher, search_space=search_space, strategy=str(info["strategy"]), task=task.name,
+        model=str(info["model"]), seed=args.seed, size_objective=args.size_objective,
+    )
+    previous: list[Evaluation] = []
+    test_errors: dict[str, float] = {}
+    if args.resume and results_path.exists():
+        previous, test_errors = previous_evaluations(read_results(results_path), identity, args.force)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="search",
+                   dataset_seed=dataset_seed, supernet=str(source.folder))
+    metrics = objective_names(args.size_objective)
+    design = [space.largest(), space.smallest(), space.midpoint()]
+
+    def make_search(recorded: Sequence[Config] | None) -> AskTellSearch:
+        """A fresh seeded searcher; ``recorded`` configs (a replay fallback) go before the initial design."""
+        done = {config_key(config) for config in recorded or ()}
+        points = [*(recorded or ()), *(config for config in design if config_key(config) not in done)]
+        scheduler = make_scheduler(args.searcher, space.config_space, metrics=metrics, points_to_evaluate=points,
+                                   random_seed=args.seed, mode="weight-sharing")
+        return AskTellSearch(scheduler)
+
+    loop = SearchLoop(make_search, score=lambda config: scorer.error(config, "validation"), size=scorer.size,
+                      metrics=metrics, evaluations=list(previous))
+    bar = tqdm(total=budget.num_samples, initial=len(previous), desc="search", unit="subnet",
+               disable=args.no_progress, dynamic_ncols=True)
+
+    def on_evaluation(evaluation: Evaluation) -> None:
+        frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
+        write_atomic(frame, results_path)
+        bar.update(1)
+        bar.set_postfix(pareto=int(frame["pareto"].sum()), error=f"{evaluation.valid_error:.3f}", refresh=False)
+
+    started = time.perf_counter()
+    offset = max((e.runtime_s for e in previous), default=0.0)
+    loop.run(budget, runtime_offset=offset, on_evaluation=on_evaluation)
+    bar.close()
+    if previous and not loop.exact_replay:
+        print("note: the searcher did not re-propose the recorded configs in order; they were replayed as its "
+              "initial design, so this continuation differs from an uninterrupted run", flush=True)
+    frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
+    for config in frame.loc[frame["pareto"], "config"]:
+        key = config_key(json.loads(config))
+        if key not in test_errors:
+            test_errors[key] = scorer.error(json.loads(config), "test")
+    frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
+    write_atomic(frame, results_path)
+    print(f"weight-sharing search: {len(frame)} sub-networks ({len(frame) - len(previous)} new, "
+          f"{loop.num_repeats} repeated proposals not re-evaluated), {int(frame['pareto'].sum())} on the front, "
+          f"{time.perf_counter() - started:.0f} s; results in {results_path}", flush=True)
+    return 0

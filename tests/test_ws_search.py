@@ -1,0 +1,186 @@
+"""Weight-sharing search (`plm-nas search`) on a tiny super-network trained on an RTE subset."""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from benchmarks.cli import main
+from benchmarks.data import load_splits, make_dataloaders, subsample
+from benchmarks.metrics import compute_metrics
+from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, read_results
+from benchmarks.ws_search import Budget, SearchLoop, check_dataset_seed, check_searcher
+from search_spaces import cost_of, get_search_space
+from supernet.evaluation import evaluate
+from supernet.loading import load_model, load_tokenizer
+from supernet.model import SuperNetwork
+
+SAMPLES = 10
+SEARCH_FLAGS = ("--max-test-samples", "48", "--threads", "1", "--no-progress")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (above all on a busy machine); restore torch's setting after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def save_tiny_bert(folder: Path) -> Path:
+    """A tiny random BERT (2 layers, 4 heads, 16 units) with the real MiniLM tokenizer, saved like a checkpoint."""
+    tokenizer = load_tokenizer(None)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=16, max_position_embeddings=128, initializer_range=0.3, num_labels=2,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def supernet_dir(tmp_path_factory, glue_dir) -> Path:
+    """A super-network trained for one epoch (sandwich, small space) on 32 RTE examples, dataset seed 3."""
+    model = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+    out = tmp_path_factory.mktemp("supernet")
+    assert main([
+        "train-supernet", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
+        str(out), "--epochs", "1", "--max-train-samples", "32", "--max-valid-samples", "40", "--lr", "1e-3",
+        "--dataset-seed", "3", "--strategy", "sandwich", "--search-space", "small", "--threads", "1",
+        "--no-progress",
+    ]) == 0
+    return out
+
+
+def search(supernet_dir: Path, out: Path, *extra: str) -> pd.DataFrame:
+    assert main(["search", "--supernet", str(supernet_dir), "--output-dir", str(out), *SEARCH_FLAGS, *extra]) == 0
+    return read_results(out / RESULTS_FILE)
+
+
+@pytest.fixture(scope="module")
+def direct(supernet_dir, glue_dir):
+    """Scores a config straight from the saved super-network, independently of the search code."""
+    folder = supernet_dir / "supernet"
+    supernet = SuperNetwork(load_model(str(folder), num_labels=2))
+    space = get_search_space("small", supernet.shape)
+    splits = load_splits("rte", data_dir=glue_dir, seed=3, max_valid_samples=40)
+    splits = {"validation": splits["validation"], "test": subsample(splits["test"], 48, 3)}
+    loaders = make_dataloaders("rte", splits, load_tokenizer(str(folder)), batch_size=32)
+
+    def error(config: dict, split: str) -> float:
+        result = evaluate(supernet, loaders[split], masks=space.to_masks(config),
+                          metrics_fn=functools.partial(compute_metrics, "rte"))
+        return result.metrics["error"]
+
+    error.space = space
+    return error
+
+
+@pytest.mark.parametrize("searcher", ["random_search", "local_search", "morea"])
+def test_search_writes_distinct_rows_with_correct_pareto_test_errors(supernet_dir, tmp_path, direct, searcher):
+    frame = search(supernet_dir, tmp_path, "--searcher", searcher, "--num-samples", str(SAMPLES),
+                   "--size-objective", "mac_fraction")
+    space = direct.space
+    configs = [json.loads(c) for c in frame["config"]]
+    assert tuple(frame.columns) == COLUMNS and len(frame) == SAMPLES
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == SAMPLES  # nothing evaluated twice
+    assert configs[:3] == [space.largest(), space.smallest(), space.midpoint()]
+    assert set(frame["kind"]) == {"weight-sharing"} and set(frame["strategy"]) == {"sandwich"}
+    assert set(frame["size_objective"]) == {"mac_fraction"} and frame["epoch"].isna().all()
+    assert frame["runtime_s"].is_monotonic_increasing
+    for row, config in zip(frame.itertuples(), configs):
+        assert row.mac_fraction == pytest.approx(cost_of(space.shape, space.to_masks(config)).mac_fraction)
+    assert frame["pareto"].tolist() == pareto_mask(frame["valid_error"], frame["mac_fraction"])
+    # Validation errors of a few rows, and the test error of every Pareto row, scored directly.
+    for row, config in list(zip(frame.itertuples(), configs))[:4]:
+        assert row.valid_error == pytest.approx(direct(config, "validation"))
+    front = frame[frame["pareto"]]
+    assert frame.loc[~frame["pareto"], "test_error"].isna().all()
+    for row in front.itertuples():
+        assert row.test_error == pytest.approx(direct(json.loads(row.config), "test"))
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(supernet_dir, tmp_path):
+    first = search(supernet_dir, tmp_path / "resumed", "--num-samples", "6", "--searcher", "local_search")
+    resumed = search(supernet_dir, tmp_path / "resumed", "--num-samples", "10", "--searcher", "local_search",
+                     "--resume")
+    straight = search(supernet_dir, tmp_path / "straight", "--num-samples", "10", "--searcher", "local_search")
+    assert len(first) == 6 and len(resumed) == 10 and resumed["config"].nunique() == 10
+    columns = ["config", "valid_error", "runtime_s"]
+    pd.testing.assert_frame_equal(resumed[columns].head(6), first[columns])
+    assert resumed["config"].tolist() == straight["config"].tolist()
+    assert resumed["valid_error"].tolist() == straight["valid_error"].tolist()
+    assert resumed["runtime_s"].iloc[6] > resumed["runtime_s"].iloc[5]
+    assert resumed["test_error"].notna().tolist() == resumed["pareto"].tolist()
+
+
+def test_guards(supernet_dir, tmp_path):
+    with pytest.raises(ValueError, match="moasha.*plm-nas nas"):
+        check_searcher("moasha")
+    with pytest.raises(ValueError, match="dataset-seed 3"):
+        check_dataset_seed(0, 3, force=False)
+    assert check_dataset_seed(0, 3, force=True) == 0 and check_dataset_seed(None, 3, force=False) == 3
+    with pytest.raises(ValueError, match="dataset-seed"):
+        main(["search", "--supernet", str(supernet_dir), "--output-dir", str(tmp_path), "--dataset-seed", "0"])
+    search(supernet_dir, tmp_path, "--num-samples", "3")
+    with pytest.raises(ValueError, match="--resume"):
+        main(["search", "--supernet", str(supernet_dir), "--output-dir", str(tmp_path), "--num-samples", "3"])
+    with pytest.raises(ValueError, match="another run"):
+        main(["search", "--supernet", str(supernet_dir), "--output-dir", str(tmp_path), "--num-samples", "4",
+              "--searcher", "nsga2", "--resume", *SEARCH_FLAGS])
+
+
+# ------------------------------------------------------------------------------- the loop without a model
+
+
+def layer_space_loop(searcher: str, calls: list[dict], evaluations=()) -> SearchLoop:
+    """A search over the 4 configs of the ``layer`` space of a 2-layer model, scored by a counting function."""
+    from baselines.searchers import AskTellSearch, make_scheduler
+    from search_spaces.shape import ModelShape
+
+    shape = ModelShape("bert", 2, 4, 8, 32, 16, 100, 64, 2)
+    space = get_search_space("layer", shape)
+    metrics = ["valid_error", "param_fraction"]
+
+    def make_search(recorded):
+        points = list(recorded or [space.largest(), space.smallest()])
+        return AskTellSearch(make_scheduler(searcher, space.config_space, metrics=metrics,
+                                            points_to_evaluate=points, random_seed=0, mode="weight-sharing"))
+
+    def score(config: dict) -> float:
+        calls.append(config)
+        return 0.1 * config["layer_0"] + 0.2 * config["layer_1"]
+
+    return SearchLoop(make_search, score=score, size=lambda c: float(sum(c.values())), metrics=metrics,
+                      evaluations=list(evaluations), max_repeats=5)
+
+
+def test_repeated_proposals_are_told_from_the_cache_not_evaluated():
+    calls: list[dict] = []
+    loop = layer_space_loop("random_search", calls)
+    loop.run(Budget(num_samples=10))
+    keys = [json.dumps(c, sort_keys=True) for c in calls]
+    assert len(keys) == len(set(keys)) == len(loop.evaluations) == 4  # the whole space, each config once
+    assert loop.num_repeats == 5  # then the searcher only repeats itself, and the loop gives up
+
+
+def test_replay_falls_back_to_recorded_configs_when_the_searcher_diverges():
+    calls: list[dict] = []
+    recorded = layer_space_loop("random_search", calls)
+    recorded.run(Budget(num_samples=3))
+    # Pretend the file was written by another seed: swap the order of the last two rows.
+    rows = recorded.evaluations[:1] + recorded.evaluations[1:][::-1]
+    calls.clear()
+    loop = layer_space_loop("random_search", calls, evaluations=rows)
+    loop.run(Budget(num_samples=4))
+    assert not loop.exact_replay
+    assert [e.config for e in loop.evaluations[:3]] == [e.config for e in rows]
+    assert len(calls) == 1 and calls[0] not in [e.config for e in rows]
