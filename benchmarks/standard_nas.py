@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import pandas as pd
+from tqdm.auto import tqdm
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.backend import LocalBackend
 from syne_tune.backend.trial_status import Trial
@@ -85,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parallel.add_argument("--threads", type=int, default=None,
                           help="CPU threads in all (default: all cores); each trial gets threads // workers")
     parallel.add_argument("--device", default="cpu", choices=DEVICES, help="device of every trial")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parallel.add_argument("--poll-interval", type=float, default=2.0, help="seconds between Syne Tune's polls")
     protocol = parser.add_argument_group("fine-tuning protocol of every trial (defaults: the paper's)")
     protocol.add_argument("--epochs", type=int, default=5, help="epochs per trial (MO-ASHA's maximum resource)")
@@ -293,11 +295,13 @@ def mark_pareto_best_epochs(frame: pd.DataFrame) -> pd.DataFrame:
 class ResultsTable(TunerCallback):
     """Collects every reported epoch as a results row and rewrites the results table atomically each time."""
 
-    def __init__(self, row_maker: RowMaker, path: Path) -> None:
+    def __init__(self, row_maker: RowMaker, path: Path, progress: bool = True) -> None:
         self.row_maker = row_maker
         self.path = path
         self.rows: dict[tuple[int, float], ResultRow] = {}  # (trial id, epoch) -> row
         self.start = time.time()
+        self.progress = progress
+        self.bar: tqdm | None = None
 
     @property
     def num_trials(self) -> int:
@@ -305,12 +309,21 @@ class ResultsTable(TunerCallback):
 
     def on_tuning_start(self, tuner: Any) -> None:
         self.start = float(tuner.metadata.get(ST_TUNER_START_TIMESTAMP, time.time()))
+        self.bar = tqdm(desc="standard NAS", unit="epoch", disable=not self.progress)
+
+    def on_tuning_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def on_trial_result(self, trial: Trial, status: str, result: dict[str, Any], decision: str) -> None:
         runtime = float(result.get(ST_WORKER_TIMESTAMP, time.time())) - self.start
         row = self.row_maker(trial.config, result, runtime)
         self.rows[(trial.trial_id, row.epoch)] = row
-        write_atomic(self.frame(), self.path)
+        frame = self.frame()
+        write_atomic(frame, self.path)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(trials=self.num_trials, front=int(frame["pareto"].sum()), refresh=False)
 
     def frame(self) -> pd.DataFrame:
         """Rows ordered by trial id, then epoch, with ``pareto`` over the trials' best epochs."""
@@ -350,7 +363,7 @@ def build_tuner(args: argparse.Namespace, output_dir: Path) -> tuple[Tuner, Resu
         scheduler = TrialLimit(scheduler, args.max_trials)
     row_maker = RowMaker(space=space, args=args, run_id=args.run_id or default_run_id(args), task=task.name,
                          seq_len=settings.seq_len)
-    table = ResultsTable(row_maker, output_dir / RESULTS_FILE)
+    table = ResultsTable(row_maker, output_dir / RESULTS_FILE, progress=not args.no_progress)
     tuner = Tuner(
         # GPU rotation asks nvidia-smi and leaves a std.out file in the working directory: only for GPUs.
         trial_backend=LocalBackend(entry_point=str(ENTRY_POINT), pass_args_as_json=True,

@@ -75,3 +75,16 @@ def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     calls.clear()
     assert experiments.run(_args(tmp_path)) == 0
     assert calls == [[*steps[1].command, "--resume", "--no-progress"]]
+
+
+@pytest.mark.parametrize("grid", [CPU_GRID, PAPER_GRID], ids=lambda g: g.name)
+def test_every_step_command_parses_with_its_subcommand(grid):
+    from benchmarks.cli import COMMANDS, build_parser
+
+    parsers = {}
+    for step in expand(restrict(grid, seeds=[0]), Path("/r"), data_args=("--data-dir", "/glue")):
+        name = step.command[0]
+        parser = parsers.setdefault(name, build_parser(name, COMMANDS[name]))
+        extra = ["--resume", "--no-progress"] if step.resumable else ["--no-progress"]
+        args = parser.parse_args([*step.command[1:], *extra])
+        assert str(args.output_dir) == str(step.output_dir)
