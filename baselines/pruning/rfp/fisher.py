@@ -1,0 +1,28 @@
+"""Diagonal Fisher information of head and unit gates (Kwon et al., 2022, section 4.1).
+
+With the empirical Fisher, the loss increase of removing a set of gates is approximated from per-example
+gradients of the loss w.r.t. the gates at 1; its diagonal, ``sum_x g_i(x)^2``, scores each gate alone.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import torch
+from transformers import PreTrainedModel
+
+from baselines.pruning.masking import MaskGradients, mask_gradients
+
+
+def diagonal_fisher(grads: torch.Tensor) -> torch.Tensor:
+    """``[L, n]`` diagonal of the empirical Fisher from per-example gradients ``[examples, L, n]``."""
+    return grads.double().pow(2).sum(dim=0)
+
+
+def fisher_gradients(
+    model: PreTrainedModel,
+    batches: Iterable[Mapping[str, torch.Tensor]],
+    progress: bool = False,
+) -> MaskGradients:
+    """Per-example gradients of all head and unit gates of the full model over ``batches`` (the sample)."""
+    return mask_gradients(model, batches, None, heads=True, units=True, progress=progress,
+                          description="Fisher gradients")
