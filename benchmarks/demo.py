@@ -19,6 +19,7 @@ import pandas as pd
 from benchmarks.cli import main as cli_main
 from benchmarks.latency import measure_latency
 from benchmarks.results import write_atomic
+from plotting.report import Cell, Table
 
 STAGES = ("train-supernet", "search", "export", "latency", "report")
 
@@ -120,17 +121,34 @@ def run(args: argparse.Namespace) -> int:
     latency = measure_exported(models_dir, args.task, args.data_dir, args.seed, args.latency_examples,
                                device=args.device)
     write_atomic(latency, models_dir / "latency.csv")
-    table = latency.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else latency.to_string(index=False)
-    (models_dir / "latency.md").write_text(table + "\n")
-    print(table)
+    table = latency_table(latency)
+    (models_dir / "latency.md").write_text(table.to_markdown() + "\n")
+    print(latency.to_string(index=False))
 
     _stage("report", ["report", str(search_dir), "--out", str(report_dir)])
+    append_latency_section(report_dir, table)
     print(f"\ndemo finished in {time.time() - started:.0f} s; report: {report_dir / 'report.md'}; "
           f"models: {models_dir}")
     return 0
 
 
-def _has_tabulate() -> bool:
-    import importlib.util
+def latency_table(latency: pd.DataFrame) -> Table:
+    """The measured models as a report table, largest first."""
+    header = ["model", "parameters", "fraction of params", "fraction of MACs", "valid error", "test error",
+              "examples/s", "ms/example", "speed-up"]
+    rows = [[Cell(r.name), Cell(f"{r.params:,}"), Cell(f"{r.param_fraction:.3f}"), Cell(f"{r.mac_fraction:.3f}"),
+             Cell(f"{r.valid_error:.4f}"), Cell(f"{r.test_error:.4f}"), Cell(f"{r.examples_per_s:.1f}"),
+             Cell(f"{r.ms_per_example:.2f}"), Cell(f"{getattr(r, 'speed_up', float('nan')):.2f}x")]
+            for r in latency.itertuples()]
+    return Table(header=header, rows=rows)
 
-    return importlib.util.find_spec("tabulate") is not None
+
+def append_latency_section(report_dir: Path, table: Table) -> None:
+    """Add the measured extracted models to the report (Markdown and HTML)."""
+    intro = ("Pareto-optimal sub-networks extracted as standalone models; latency measured on pre-tokenised "
+             "test batches of 32 after one warm-up pass (median of 3 passes).")
+    md = report_dir / "report.md"
+    md.write_text(md.read_text() + f"\n## Extracted models\n\n{intro}\n\n{table.to_markdown()}\n")
+    html = report_dir / "report.html"
+    section = f"<h2>Extracted models</h2>\n<p>{intro}</p>\n{table.to_html()}\n"
+    html.write_text(html.read_text().replace("</body>", section + "</body>"))

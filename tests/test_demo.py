@@ -38,7 +38,10 @@ def test_demo_end_to_end_on_tiny_model(tiny_bert_dir, glue_dir, tmp_path):
         assert row.params == by_name[row.name]["params"]
         assert row.examples_per_s > 0
     report = (out / "report" / "report.md").read_text()
-    assert "rte" in report and (out / "report" / "report.html").is_file()
+    assert "rte" in report and "## Extracted models" in report
+    assert "Extracted models" in (out / "report" / "report.html").read_text()
+    for name in by_name:
+        assert name in report
 
 
 def test_measure_latency_counts_examples_and_rejects_bad_input():
