@@ -11,12 +11,7 @@ from benchmarks.cli import main
 from benchmarks.latency import measure_latency
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_demo_end_to_end_on_tiny_model(tiny_bert_dir, glue_dir, tmp_path):

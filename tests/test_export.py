@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
 
 from benchmarks.cli import main
 from benchmarks.export import EXPORT_FILE, SUBNETWORK_FILE, Pick, pick_rows
@@ -18,34 +17,15 @@ from supernet.loading import load_model, load_tokenizer
 from supernet.model import SuperNetwork
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def save_tiny_bert(folder: Path) -> Path:
-    """A tiny random BERT (2 layers, 4 heads, 16 units) with the real MiniLM tokenizer, saved like a checkpoint."""
-    tokenizer = load_tokenizer(None)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=16, max_position_embeddings=128, initializer_range=0.3, num_labels=2,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def search_run(tmp_path_factory, glue_dir) -> tuple[Path, Path]:
+def search_run(tmp_path_factory, glue_dir, tiny_bert_dir) -> tuple[Path, Path]:
     """(super-network folder, search folder): a briefly trained tiny super-network and an 8-sample search."""
-    model = save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
     supernet = tmp_path_factory.mktemp("supernet")
     assert main([
-        "train-supernet", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
+        "train-supernet", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
         str(supernet), "--epochs", "1", "--max-train-samples", "32", "--max-valid-samples", "32", "--lr", "1e-3",
         "--strategy", "sandwich", "--search-space", "medium", "--threads", "1", "--no-progress",
     ]) == 0

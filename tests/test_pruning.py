@@ -10,12 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
-    RobertaConfig,
-    RobertaForMultipleChoice,
-)
+from transformers import BertConfig, BertForSequenceClassification
 
 from baselines.pruning.head_importance import head_importance
 from baselines.pruning.head_prune import HeadPruneConfig, head_pruning_steps
@@ -35,6 +30,8 @@ from baselines.pruning.rfp import (
     retraining_free_prune,
     search_masks,
 )
+from conftest import save_tiny_bert
+from conftest import tiny_model as shared_tiny_model
 from search_spaces.cost import count_macs, count_parameters
 from search_spaces.masks import SubNetworkMasks
 from supernet.extract import extract_sub_network
@@ -43,30 +40,16 @@ from supernet.reference import masked
 
 SEQ = 10
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run far faster on one thread, above all on a busy machine; restore torch's setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(kind: str = "bert-seq", layers: int = 3, heads: int = 4, units: int = 12, head_dim: int = 4):
     """A tiny random model with large weights (initializer_range 0.3), no dropout, in eval mode."""
-    common = dict(
-        vocab_size=50, hidden_size=heads * head_dim, num_hidden_layers=layers, num_attention_heads=heads,
+    return shared_tiny_model(
+        kind, vocab_size=50, hidden_size=heads * head_dim, num_hidden_layers=layers, num_attention_heads=heads,
         intermediate_size=units, max_position_embeddings=32, initializer_range=0.3,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )
-    torch.manual_seed(0)
-    if kind == "roberta-mc":
-        return RobertaForMultipleChoice(RobertaConfig(**common, pad_token_id=1)).eval()
-    config = BertConfig(**common, num_labels=1 if kind == "bert-regression" else 3)
-    if kind == "bert-regression":
-        config.problem_type = "regression"
-    return BertForSequenceClassification(config).eval()
 
 
 def batches(model, count: int = 2, size: int = 6, seed: int = 1) -> list[dict[str, torch.Tensor]]:
@@ -359,17 +342,8 @@ def test_retraining_free_pruning_extracted_models_respect_their_mac_budgets():
 @pytest.fixture(scope="module")
 def finetuned_dir(tmp_path_factory):
     """A tiny random BERT with the real MiniLM tokenizer, laid out like `plm-nas finetune`'s output."""
-    from supernet.loading import load_tokenizer
-
-    tokenizer = load_tokenizer(None)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=3, num_attention_heads=4,
-        intermediate_size=24, max_position_embeddings=128, num_labels=2, initializer_range=0.3,
-    )
     folder = tmp_path_factory.mktemp("finetuned")
-    BertForSequenceClassification(config).save_pretrained(folder / "best_model")
-    tokenizer.save_pretrained(folder / "best_model")
+    save_tiny_bert(folder / "best_model", hidden_size=16, num_hidden_layers=3, intermediate_size=24)
     (folder / "metrics.json").write_text(json.dumps({"model": "tiny-bert"}))
     return folder
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
 
 from benchmarks.cli import main
 from benchmarks.export import Pick, export
@@ -25,23 +24,9 @@ from benchmarks.standard_nas import (
 )
 from search_spaces import cost_of, get_search_space
 from supernet.extract import load_extracted
-from supernet.loading import load_tokenizer
 
 EPOCHS = 2
 TRIALS = 4
-
-
-def save_tiny_bert(folder: Path) -> Path:
-    """A tiny random BERT (2 layers, 4 heads, 16 units) with the real MiniLM tokenizer, saved like a checkpoint."""
-    tokenizer = load_tokenizer(None)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=16, max_position_embeddings=128, initializer_range=0.3, num_labels=2,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def nas_args(model: Path, glue_dir: Path, out: Path, searcher: str, *extra: str) -> list[str]:
@@ -54,8 +39,9 @@ def nas_args(model: Path, glue_dir: Path, out: Path, searcher: str, *extra: str)
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+def tiny_model(tiny_bert_dir) -> Path:
+    """The shared tiny random BERT checkpoint (read only: every run writes to its own folder)."""
+    return tiny_bert_dir
 
 
 @pytest.fixture(scope="module")

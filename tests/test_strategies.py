@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForSequenceClassification
 
+from conftest import tiny_bert_supernet
 from search_spaces import get_search_space
 from search_spaces.masks import SubNetworkMasks
 from supernet.model import SuperNetwork
@@ -22,19 +22,11 @@ from supernet.strategies import (
 
 SEED = 3
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run far faster on one thread, above all on a busy machine; restore torch's setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_supernet(num_labels: int = 2, dropout: float = 0.0) -> SuperNetwork:
-    torch.manual_seed(0)
-    config = BertConfig(
+    return tiny_bert_supernet(
         vocab_size=60,
         hidden_size=16,
         num_hidden_layers=3,
@@ -47,7 +39,6 @@ def tiny_supernet(num_labels: int = 2, dropout: float = 0.0) -> SuperNetwork:
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
     )
-    return SuperNetwork(BertForSequenceClassification(config))
 
 
 def make_batch(regression: bool = False) -> dict[str, torch.Tensor]:

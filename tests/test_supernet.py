@@ -4,15 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import (
-    BertConfig,
-    BertForMultipleChoice,
-    BertForSequenceClassification,
-    RobertaConfig,
-    RobertaForMultipleChoice,
-    RobertaForSequenceClassification,
-)
 
+from conftest import tiny_model
 from search_spaces.cost import count_parameters
 from search_spaces.masks import SubNetworkMasks
 from search_spaces.spaces import SEARCH_SPACES, get_search_space
@@ -23,40 +16,7 @@ from supernet.reference import masked, masked_forward
 TOL = 1e-4
 SEQ = 12
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and a busy machine makes multi-threaded tiny ops crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-def tiny_model(kind: str) -> torch.nn.Module:
-    """A tiny random BERT/RoBERTa with large weights (initializer_range 0.3) so wrong sub-networks show."""
-    family, head = kind.split("-", 1)
-    common = dict(
-        vocab_size=97,
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        intermediate_size=20,
-        max_position_embeddings=40,
-        initializer_range=0.3,
-    )
-    torch.manual_seed(0)
-    if family == "bert":
-        config = BertConfig(**common)
-        classes = {"seq": BertForSequenceClassification, "mc": BertForMultipleChoice}
-    else:
-        config = RobertaConfig(**common, pad_token_id=1)
-        classes = {"seq": RobertaForSequenceClassification, "mc": RobertaForMultipleChoice}
-    if head == "regression":
-        config.num_labels, config.problem_type = 1, "regression"
-    elif head == "seq":
-        config.num_labels = 3
-    return classes["mc" if head == "mc" else "seq"](config).eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_batch(model: torch.nn.Module, labels: bool = False) -> dict[str, torch.Tensor]:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification
 
+from conftest import save_tiny_bert, tiny_bert_supernet
 from search_spaces import get_search_space
 from supernet.evaluation import evaluate
 from supernet.model import SuperNetwork
@@ -18,14 +19,7 @@ from supernet.training import CHECKPOINT_FILE, Trainer, TrainerCallback, Trainer
 
 VOCAB = 60
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run far faster on one thread, above all on a busy machine; restore torch's setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TokenDataset(Dataset):
@@ -61,13 +55,11 @@ def valid_loader() -> DataLoader:
 
 
 def tiny_supernet() -> SuperNetwork:
-    torch.manual_seed(0)
-    config = BertConfig(
+    return tiny_bert_supernet(
         vocab_size=VOCAB, hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=24,
         max_position_embeddings=16, num_labels=2, initializer_range=0.3,
         hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2,
     )
-    return SuperNetwork(BertForSequenceClassification(config))
 
 
 class Validate(TrainerCallback):
@@ -223,19 +215,11 @@ def test_trainer_config_rejects_bad_values():
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    """A tiny random BERT with the real MiniLM tokenizer, saved like any checkpoint."""
-    from supernet.loading import load_tokenizer
-
-    tokenizer = load_tokenizer(None)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=128, num_labels=2,
+    """A tiny random BERT (BERT's default initializer_range) with the real MiniLM tokenizer, saved like a checkpoint."""
+    return save_tiny_bert(
+        tmp_path_factory.mktemp("tiny-bert"), hidden_size=16, num_attention_heads=2, intermediate_size=32,
+        initializer_range=0.02,
     )
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def parse(module, argv: list[str]) -> argparse.Namespace:
