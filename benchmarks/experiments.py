@@ -76,8 +76,9 @@ CPU_GRID = GridSpec(
                    "--batch-size", "16", "--lr", "5e-5", "--threads", "2"),
     search_args=("--num-samples", "30", "--max-valid-samples", "128", "--max-test-samples", "128",
                  "--size-objective", "mac_fraction", "--threads", "2"),
-    nas_args=("--epochs", "2", "--max-train-samples", "96", "--max-valid-samples", "64",
-              "--max-test-samples", "64", "--batch-size", "16", "--lr", "5e-5", "--workers", "2",
+    # the same validation and test subsets as the searches, so errors of both kinds are comparable
+    nas_args=("--epochs", "2", "--max-train-samples", "96", "--max-valid-samples", "128",
+              "--max-test-samples", "128", "--batch-size", "16", "--lr", "5e-5", "--workers", "2",
               "--threads", "2", "--size-objective", "mac_fraction"),
     nas_budget_s={"default": 90},
 )
