@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     threads = ["--threads", str(args.threads)] if args.threads else []
     quiet = ["--no-progress"] if args.no_progress else []
     train_dir, search_dir, models_dir, report_dir = out / "train", out / "search", out / "models", out / "report"
-    resume = ["--resume"] if (train_dir / "supernet.json").exists() or (train_dir / "checkpoint").exists() else []
+    resume = ["--resume"] if (train_dir / "checkpoint").exists() else []
 
     _stage("train-supernet", [
         "train-supernet", "--model", args.model, "--task", args.task, *data, "--output-dir", str(train_dir),

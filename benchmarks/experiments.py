@@ -102,7 +102,10 @@ class Step:
 
 
 def _model_tag(model: str) -> str:
-    return Path(model).name.replace("/", "-") if model else "minilm"
+    """Folder name of a model: a local folder's name, or the hub name with its organisation ("org-name")."""
+    if not model:
+        return "minilm"
+    return Path(model).name if Path(model).exists() else model.replace("/", "-")
 
 
 def get_grid(name: str) -> GridSpec:

@@ -54,6 +54,20 @@ BATCH_SIZE_ARGS = {"train": "batch_size", "validation": "eval_batch_size", "test
 # ------------------------------------------------------------------------------------------------ arguments
 
 
+def finetuned_dataset_seed(finetuned: Path, requested: int | None, force: bool) -> int:
+    """The split seed of the fine-tuned model (from its ``run.json``), so its training examples stay out of
+    validation; a model without ``run.json`` (fine-tuned elsewhere) uses ``requested`` or 0."""
+    from benchmarks.ws_search import check_dataset_seed
+
+    info = finetuned / "run.json"
+    if not info.is_file():
+        return 0 if requested is None else requested
+    trained = json.loads(info.read_text()).get("arguments", {}).get("dataset_seed")
+    if trained is None:
+        return 0 if requested is None else requested
+    return check_dataset_seed(requested, int(trained), force)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True, choices=tuple(METHODS), help="pruning baseline")
     parser.add_argument("--finetuned", required=True, type=Path,
@@ -66,7 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", default=None, help="run identifier in the results (default: from the settings)")
     add_size_objective_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling and of layer-drop fine-tuning")
-    parser.add_argument("--dataset-seed", type=int, default=0, help="seed of the 70/30 train/validation split")
+    parser.add_argument("--dataset-seed", type=int, default=None,
+                        help="seed of the 70/30 train/validation split (default and required: the fine-tuned "
+                             "model's, from its run.json; another one needs --force)")
+    parser.add_argument("--force", action="store_true",
+                        help="allow a dataset seed other than the one the model was fine-tuned with")
     parser.add_argument("--max-length", type=int, default=128, help="maximum tokens per example")
     parser.add_argument("--seq-len", type=int, default=None,
                         help="sequence length of MAC counts (default: --max-length)")
@@ -197,6 +215,7 @@ def prepare(args: argparse.Namespace) -> PruneContext:
     model = load_model(str(model_dir), head=task.head, num_labels=task.num_labels,
                        problem_type=task.problem_type, device=device).eval()
     tokenizer = load_tokenizer(str(model_dir))
+    args.dataset_seed = finetuned_dataset_seed(Path(args.finetuned), args.dataset_seed, args.force)
     splits = load_splits(task, data_dir=args.data_dir, seed=args.dataset_seed,
                          max_valid_samples=AUTO if args.max_valid_samples is None else args.max_valid_samples,
                          max_train_samples=args.max_train_samples)

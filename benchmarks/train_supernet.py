@@ -84,10 +84,19 @@ def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, 
         "max_valid_samples": args.max_valid_samples,
         "max_train_samples": args.max_train_samples,
         "max_length": args.max_length,
-        "data_dir": args.data_dir,
+        # resolved here so a search started elsewhere (other cwd, other GLUE_DIR) reads the same copy
+        "data_dir": _resolved_data_dir(args.task, args.data_dir),
         "seed": args.seed,
         "epochs": args.epochs,
     }
+
+
+def _resolved_data_dir(task: str, data_dir: str | None) -> str | None:
+    """The absolute local data folder the run read (``--data-dir`` or ``GLUE_DIR``), or None for the hub."""
+    from benchmarks.data import local_data_dir
+
+    folder = local_data_dir(task, data_dir)
+    return str(Path(folder).resolve()) if folder is not None else None
 
 
 def read_supernet_info(folder: str | Path) -> dict[str, Any]:

@@ -88,3 +88,9 @@ def test_every_step_command_parses_with_its_subcommand(grid):
         extra = ["--resume", "--no-progress"] if step.resumable else ["--no-progress"]
         args = parser.parse_args([*step.command[1:], *extra])
         assert str(args.output_dir) == str(step.output_dir)
+
+
+def test_hub_models_with_the_same_base_name_get_their_own_folders():
+    grid = restrict(CPU_GRID, models=["org-a/bert", "org-b/bert"], tasks=["rte"], seeds=[0])
+    folders = {str(s.output_dir) for s in expand(grid, Path("/r"), kinds=("nas",))}
+    assert any("/org-a-bert/" in f for f in folders) and any("/org-b-bert/" in f for f in folders)

@@ -445,3 +445,17 @@ def test_prune_rejects_bad_arguments(finetuned_dir, glue_dir, tmp_path):
         prune.finetuned_model_dir(tmp_path)
     with pytest.raises(ValueError, match="layer-drop, head-prune, rfp"):
         prune.get_method("magnitude")
+
+
+def test_pruning_uses_the_fine_tuned_models_split_seed(tmp_path):
+    import json
+
+    from benchmarks.prune import finetuned_dataset_seed
+
+    (tmp_path / "run.json").write_text(json.dumps({"arguments": {"dataset_seed": 3}}))
+    assert finetuned_dataset_seed(tmp_path, None, force=False) == 3
+    assert finetuned_dataset_seed(tmp_path, 3, force=False) == 3
+    with pytest.raises(ValueError, match="--dataset-seed 3"):
+        finetuned_dataset_seed(tmp_path, 0, force=False)
+    assert finetuned_dataset_seed(tmp_path, 0, force=True) == 0
+    assert finetuned_dataset_seed(tmp_path / "elsewhere", None, force=False) == 0
