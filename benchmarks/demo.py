@@ -52,10 +52,10 @@ def _stage(name: str, argv: list[str]) -> None:
         raise SystemExit(f"demo stage {name!r} failed with exit code {code}")
 
 
-def measure_exported(models_dir: Path, task: str, data_dir: str | None, seed: int, examples: int,
+def measure_exported(models_dir: Path, task: str, data_dir: str | None, examples: int,
                      batch_size: int = 32, device: str = "auto") -> pd.DataFrame:
     """Latency of each exported model on the first ``examples`` test examples, beside its size and errors."""
-    from benchmarks.data import load_splits, make_dataloaders
+    from benchmarks.data import load_official_splits, make_dataloaders
     from supernet.extract import load_extracted
     from supernet.loading import load_tokenizer, resolve_device
 
@@ -65,9 +65,9 @@ def measure_exported(models_dir: Path, task: str, data_dir: str | None, seed: in
         raise RuntimeError(f"{models_dir} holds no exported models")
     first = models_dir / records[0]["name"]
     tokenizer = load_tokenizer(str(first))
-    splits = load_splits(task, data_dir=data_dir, seed=seed, max_train_samples=1, max_valid_samples=1)
-    splits["test"] = splits["test"].select(range(min(examples, len(splits["test"]))))
-    loader = make_dataloaders(task, {"test": splits["test"]}, tokenizer, batch_size=batch_size)["test"]
+    test = load_official_splits(task, data_dir)["test"]
+    test = test.select(range(min(examples, len(test))))
+    loader = make_dataloaders(task, {"test": test}, tokenizer, batch_size=batch_size)["test"]
     batches = list(loader)
     rows = []
     for record in records:
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
                       str(train_dir / "supernet"), "--out", str(models_dir)])
 
     print("\n== latency: extracted Pareto-optimal models on the test split", flush=True)
-    latency = measure_exported(models_dir, args.task, args.data_dir, args.seed, args.latency_examples,
+    latency = measure_exported(models_dir, args.task, args.data_dir, args.latency_examples,
                                device=args.device)
     write_atomic(latency, models_dir / "latency.csv")
     table = latency_table(latency)

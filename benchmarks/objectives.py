@@ -104,3 +104,8 @@ def add_size_objective_argument(parser: argparse.ArgumentParser) -> None:
         help="size objective minimised beside the validation error (default: param_fraction, the paper's; "
         "mac_fraction or encoder_param_fraction suit small models whose embeddings dominate, like MiniLM)",
     )
+
+
+def initial_design(space: Any) -> list[dict[str, Any]]:
+    """The paper's initial design for every searcher of both NAS kinds: largest, smallest, midpoint."""
+    return [space.largest(), space.smallest(), space.midpoint()]

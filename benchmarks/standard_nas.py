@@ -45,6 +45,7 @@ from benchmarks.nas_trial import TRIAL_SETTINGS_ENV, TrialSettings
 from benchmarks.objectives import (
     add_size_objective_argument,
     config_cost,
+    initial_design,
     objective_names,
     plain_config,
 )
@@ -159,11 +160,6 @@ def trial_settings(args: argparse.Namespace) -> TrialSettings:
 
 def default_run_id(args: argparse.Namespace) -> str:
     return f"nas-{args.searcher}-{args.search_space}-{get_task(args.task).name}-seed{args.seed}"
-
-
-def initial_design(space: Any) -> list[dict[str, Any]]:
-    """The paper's initial design for every searcher: largest, smallest, midpoint."""
-    return [space.largest(), space.smallest(), space.midpoint()]
 
 
 # ------------------------------------------------------------------------------------- scheduling helpers

@@ -36,6 +36,7 @@ from benchmarks.objectives import (
     add_size_objective_argument,
     config_cost,
     config_key,
+    initial_design,
     objective_names,
     plain_config,
 )
@@ -396,7 +397,7 @@ def run(args: argparse.Namespace) -> int:
     write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="search",
                    dataset_seed=dataset_seed, supernet=str(source.folder))
     metrics = objective_names(args.size_objective)
-    design = [space.largest(), space.smallest(), space.midpoint()]
+    design = initial_design(space)
 
     def make_search(recorded: Sequence[Config] | None) -> AskTellSearch:
         """A fresh seeded searcher; ``recorded`` configs (a replay fallback) go before the initial design."""
