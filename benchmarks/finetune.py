@@ -8,7 +8,6 @@ The data, model and argument set-up here is shared with ``plm-nas train-supernet
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from benchmarks.data import AUTO, DEFAULT_MAX_LENGTH, load_splits, make_dataloaders
-from benchmarks.metrics import compute_metrics
+from benchmarks.metrics import metrics_fn
 from benchmarks.results import write_json_atomic
 from benchmarks.runinfo import write_run_info
 from benchmarks.tasks import TaskSpec, get_task
@@ -120,11 +119,6 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
         device=str(resolve_device(args.device)),
         progress=not args.no_progress,
     )
-
-
-def metrics_fn(task: TaskSpec):
-    """``compute_metrics`` bound to ``task``, as :func:`supernet.evaluation.evaluate` wants it."""
-    return functools.partial(compute_metrics, task)
 
 
 def prefixed(prefix: str, result: EvaluationResult) -> dict[str, float]:

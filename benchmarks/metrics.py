@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -106,3 +107,8 @@ def compute_metrics(task: str | TaskSpec, predictions_or_logits: Any, labels: An
     scores["main"] = scores[spec.main_metric]
     scores["error"] = 1.0 - scores["main"]
     return scores
+
+
+def metrics_fn(task: str | TaskSpec) -> Callable[..., dict[str, float]]:
+    """``compute_metrics`` bound to ``task``, as :func:`supernet.evaluation.evaluate` wants it."""
+    return functools.partial(compute_metrics, task)

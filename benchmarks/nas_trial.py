@@ -143,11 +143,18 @@ def run_trial(
     config: Mapping[str, Any],
     report: Report,
     trial_dir: str | os.PathLike | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> list[EpochResult]:
-    """Fine-tune the sub-network ``config`` of the pre-trained model, calling ``report(**fields)`` every epoch."""
+    """Fine-tune the sub-network ``config`` of the pre-trained model, calling ``report(**fields)`` every epoch.
+
+    With ``checkpoint_dir`` the trainer saves its exact state there after every epoch, before ``report`` is
+    called (so a backend can attach that checkpoint to the report); ``resume=True`` continues from it, and the
+    returned list then holds only the epochs trained in this call.
+    """
     # Imported here: only a running trial needs them, not `plm-nas nas`, which imports TrialSettings.
     from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
-    from benchmarks.finetune import metrics_fn
+    from benchmarks.metrics import metrics_fn
     from benchmarks.tasks import get_task
     from search_spaces import get_search_space
     from supernet.evaluation import evaluate
@@ -182,16 +189,27 @@ def run_trial(
     best_dir = Path(trial_dir) / BEST_MODEL_DIR if settings.save_models and trial_dir is not None else None
 
     class ReportEpoch(TrainerCallback):
+        """Scores each epoch, keeps the best model, and reports once the epoch's checkpoint exists."""
+
+        best_valid = math.inf
+
+        def on_train_begin(self, trainer: Trainer) -> None:
+            # A resumed trial keeps the best validation error of its earlier epochs (saved in the history).
+            self.best_valid = min((float(r["valid_error"]) for r in trainer.history), default=math.inf)
+
         def on_epoch_end(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
             valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics["error"]
             test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics["error"]
             result = EpochResult(epoch=epoch, valid_error=float(valid), test_error=float(test), cost=cost)
-            if best_dir is not None and valid < min((r.valid_error for r in results), default=math.inf):
+            if best_dir is not None and valid < self.best_valid:
                 info = {"config": dict(config), "settings": asdict(settings), **result.report_fields()}
                 save_model_atomic(trainer.supernet.model, tokenizer, masks, info, best_dir)
+            self.best_valid = min(self.best_valid, float(valid))
             results.append(result)
-            report(**result.report_fields())
             return {"valid_error": result.valid_error, "test_error": result.test_error}
+
+        def on_epoch_saved(self, trainer: Trainer, epoch: int) -> None:
+            report(**results[-1].report_fields())
 
     trainer = Trainer(
         FixedNetwork(model, shape),
@@ -200,10 +218,10 @@ def run_trial(
         TrainerConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
                       weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio,
                       seed=settings.seed, device=str(device), progress=False),
-        checkpoint_dir=None,
+        checkpoint_dir=checkpoint_dir,
         callbacks=[ReportEpoch()],
     )
-    trainer.fit()
+    trainer.fit(resume=resume)
     return results
 
 

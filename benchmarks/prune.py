@@ -32,7 +32,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from baselines.pruning.rfp.pipeline import TEACHERS
 from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
-from benchmarks.finetune import DEVICES, metrics_fn
+from benchmarks.finetune import DEVICES
+from benchmarks.metrics import metrics_fn
 from benchmarks.objectives import add_size_objective_argument, masks_cost
 from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info

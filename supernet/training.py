@@ -70,6 +70,9 @@ class TrainerCallback:
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int) -> Mapping[str, Any] | None:
         """Called after training epoch ``epoch`` (1-based), before its checkpoint; returns metrics for the history."""
+
+    def on_epoch_saved(self, trainer: "Trainer", epoch: int) -> None:
+        """Called at the very end of epoch ``epoch``, after its checkpoint (if any) was written."""
         return None
 
 
@@ -212,6 +215,8 @@ class Trainer:
             self.epoch = epoch + 1
             if self.checkpoint_path is not None:
                 self.save_checkpoint(self.checkpoint_path)
+            for callback in self.callbacks:
+                callback.on_epoch_saved(self, epoch + 1)
         return self.history
 
     def _train_epoch(self, epoch: int) -> float:

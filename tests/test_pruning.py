@@ -410,7 +410,7 @@ def test_prune_head_prune_end_to_end(finetuned_dir, glue_dir, tmp_path):
 
 def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_dir, glue_dir, tmp_path):
     from benchmarks.data import load_splits, make_dataloaders
-    from benchmarks.finetune import metrics_fn
+    from benchmarks.metrics import metrics_fn
     from supernet.evaluation import evaluate
     from supernet.extract import load_extracted
     from supernet.loading import load_tokenizer
