@@ -23,12 +23,11 @@ Outputs in ``--output-dir``:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -49,6 +48,7 @@ from benchmarks.objectives import (
     objective_names,
     plain_config,
 )
+from benchmarks.ray_backend import environment
 from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic
 from benchmarks.runinfo import write_run_info
 from benchmarks.tasks import get_task
@@ -104,6 +104,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     protocol.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")
     parser.add_argument("--save-models", action="store_true",
                         help="every trial keeps its best epoch's extracted model (for plm-nas export)")
+    backend = parser.add_argument_group("backend (where trials run)")
+    backend.add_argument("--backend", default="local", choices=tuple(BACKENDS),
+                         help="local: Syne Tune processes on this machine; ray: Ray Tune trials on a Ray cluster")
+    backend.add_argument("--ray-address", default=None,
+                         help="HOST:PORT of a running Ray cluster (default: start a loopback-only Ray on this machine)")
+    backend.add_argument("--cpus-per-trial", type=int, default=None,
+                         help="Ray: CPUs (and torch threads) of each trial (default: --threads // --workers)")
+    backend.add_argument("--gpus-per-trial", type=float, default=None, help="Ray: GPUs of each trial (>0: device cuda)")
+    backend.add_argument("--max-failures", type=int, default=2,
+                         help="Ray: restarts of a failed trial from its last epoch checkpoint")
+    backend.add_argument("--resume", action="store_true", help="Ray: continue the interrupted run in --output-dir")
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -210,21 +221,6 @@ class TrialLimit(TrialScheduler):
         return {**self.scheduler.metadata(), "max_trials": self.max_trials}
 
 
-@contextlib.contextmanager
-def environment(**variables: str) -> Iterator[None]:
-    """Set environment variables inside a ``with`` block (trial processes inherit them), then restore them."""
-    previous = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _with_project_on_path(pythonpath: str | None) -> str:
     """``PYTHONPATH`` with this project's root first, so trial scripts import the project."""
     parts = [str(_PROJECT_ROOT)] + [p for p in (pythonpath or "").split(os.pathsep) if p and p != str(_PROJECT_ROOT)]
@@ -288,24 +284,61 @@ def mark_pareto_best_epochs(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@dataclass
+class EpochRows:
+    """Every reported epoch as a results row, keyed by (trial number, epoch), written atomically on each change.
+
+    Shared by both backends: a trial reported again for an epoch (a retried trial) replaces that row.
+    """
+
+    row_maker: RowMaker
+    path: Path
+    rows: dict[tuple[int, float], ResultRow] = field(default_factory=dict)
+
+    @property
+    def num_trials(self) -> int:
+        return len({trial for trial, _ in self.rows})
+
+    def add(self, trial: int, config: Mapping[str, Any], result: Mapping[str, Any], runtime_s: float) -> pd.DataFrame:
+        """Record one reported epoch and rewrite the table; returns the table."""
+        row = self.row_maker(config, result, runtime_s)
+        self.rows[(trial, row.epoch)] = row
+        frame = self.frame()
+        write_atomic(frame, self.path)
+        return frame
+
+    def frame(self) -> pd.DataFrame:
+        """Rows ordered by trial, then epoch, with ``pareto`` over the trials' best epochs."""
+        ordered = [self.rows[key] for key in sorted(self.rows)]
+        return mark_pareto_best_epochs(rows_to_frame(ordered))
+
+
+def progress_bar(enabled: bool) -> tqdm:
+    return tqdm(desc="standard NAS", unit="epoch", disable=not enabled)
+
+
+def show_progress(bar: tqdm | None, table: EpochRows, frame: pd.DataFrame) -> None:
+    if bar is not None:
+        bar.update(1)
+        bar.set_postfix(trials=table.num_trials, front=int(frame["pareto"].sum()), refresh=False)
+
+
 class ResultsTable(TunerCallback):
-    """Collects every reported epoch as a results row and rewrites the results table atomically each time."""
+    """Syne Tune callback collecting every reported epoch into :class:`EpochRows`."""
 
     def __init__(self, row_maker: RowMaker, path: Path, progress: bool = True) -> None:
-        self.row_maker = row_maker
-        self.path = path
-        self.rows: dict[tuple[int, float], ResultRow] = {}  # (trial id, epoch) -> row
+        self.table = EpochRows(row_maker, path)
         self.start = time.time()
         self.progress = progress
         self.bar: tqdm | None = None
 
     @property
     def num_trials(self) -> int:
-        return len({trial_id for trial_id, _ in self.rows})
+        return self.table.num_trials
 
     def on_tuning_start(self, tuner: Any) -> None:
         self.start = float(tuner.metadata.get(ST_TUNER_START_TIMESTAMP, time.time()))
-        self.bar = tqdm(desc="standard NAS", unit="epoch", disable=not self.progress)
+        self.bar = progress_bar(self.progress)
 
     def on_tuning_end(self) -> None:
         if self.bar is not None:
@@ -313,28 +346,29 @@ class ResultsTable(TunerCallback):
 
     def on_trial_result(self, trial: Trial, status: str, result: dict[str, Any], decision: str) -> None:
         runtime = float(result.get(ST_WORKER_TIMESTAMP, time.time())) - self.start
-        row = self.row_maker(trial.config, result, runtime)
-        self.rows[(trial.trial_id, row.epoch)] = row
-        frame = self.frame()
-        write_atomic(frame, self.path)
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(trials=self.num_trials, front=int(frame["pareto"].sum()), refresh=False)
+        frame = self.table.add(trial.trial_id, trial.config, result, runtime)
+        show_progress(self.bar, self.table, frame)
 
     def frame(self) -> pd.DataFrame:
-        """Rows ordered by trial id, then epoch, with ``pareto`` over the trials' best epochs."""
-        ordered = [self.rows[key] for key in sorted(self.rows)]
-        return mark_pareto_best_epochs(rows_to_frame(ordered))
+        return self.table.frame()
 
 
 # ------------------------------------------------------------------------------------------------- run
 
 
-def build_tuner(args: argparse.Namespace, output_dir: Path) -> tuple[Tuner, ResultsTable]:
-    """Check the arguments, write the trial settings, and build the tuner and its results table.
+@dataclass
+class NasSetup:
+    """What both backends build from the arguments: trial settings, search space, scheduler, row maker."""
 
-    Call inside :func:`environment` with ``SYNETUNE_FOLDER`` set (Syne Tune reads it when the tuner is built).
-    """
+    settings: TrialSettings
+    space: Any
+    scheduler: TrialScheduler  # without the trial limit (the local backend adds it, Ray counts trials itself)
+    row_maker: RowMaker
+
+
+def build_setup(args: argparse.Namespace, output_dir: Path, threads: int | None = None,
+                device: str | None = None) -> NasSetup:
+    """Check the arguments, write the trial settings, and build the searcher's scheduler and the row maker."""
     from baselines.searchers import make_scheduler
     from search_spaces import get_search_space
     from search_spaces.shape import ModelShape
@@ -342,6 +376,8 @@ def build_tuner(args: argparse.Namespace, output_dir: Path) -> tuple[Tuner, Resu
 
     task = get_task(args.task)
     settings = trial_settings(args)
+    if threads is not None or device is not None:
+        settings = replace(settings, threads=threads or settings.threads, device=device or settings.device)
     shape = ModelShape.from_config(load_config(settings.model, num_labels=task.num_labels), head=task.head)
     space = get_search_space(args.search_space, shape)
     settings.write(output_dir / SETTINGS_FILE)
@@ -355,10 +391,20 @@ def build_tuner(args: argparse.Namespace, output_dir: Path) -> tuple[Tuner, Resu
         resource_attr=RESOURCE_ATTR,
         mode="standard",
     )
-    if args.max_trials is not None:
-        scheduler = TrialLimit(scheduler, args.max_trials)
     row_maker = RowMaker(space=space, args=args, run_id=args.run_id or default_run_id(args), task=task.name,
                          seq_len=settings.seq_len)
+    return NasSetup(settings, space, scheduler, row_maker)
+
+
+def build_tuner(args: argparse.Namespace, output_dir: Path) -> tuple[Tuner, ResultsTable]:
+    """Build the Syne Tune tuner and its results table (see :func:`build_setup`).
+
+    Call inside :func:`environment` with ``SYNETUNE_FOLDER`` set (Syne Tune reads it when the tuner is built).
+    """
+    setup = build_setup(args, output_dir)
+    scheduler, row_maker = setup.scheduler, setup.row_maker
+    if args.max_trials is not None:
+        scheduler = TrialLimit(scheduler, args.max_trials)
     table = ResultsTable(row_maker, output_dir / RESULTS_FILE, progress=not args.no_progress)
     tuner = Tuner(
         # GPU rotation asks nvidia-smi and leaves a std.out file in the working directory: only for GPUs.
@@ -380,7 +426,25 @@ def build_tuner(args: argparse.Namespace, output_dir: Path) -> tuple[Tuner, Resu
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the tuning job; write results.csv (as results come), run.json and the trial settings."""
+    """Run standard NAS on the chosen backend."""
+    return BACKENDS[getattr(args, "backend", "local")](args)
+
+
+def run_ray(args: argparse.Namespace) -> int:
+    from benchmarks import ray_nas
+
+    return ray_nas.run(args)
+
+
+def run_local(args: argparse.Namespace) -> int:
+    """Run the tuning job with Syne Tune's local backend; write results.csv (as results come), run.json and
+    the trial settings."""
+    ray_only = [flag for flag, value in (("--ray-address", getattr(args, "ray_address", None)),
+                                         ("--cpus-per-trial", getattr(args, "cpus_per_trial", None)),
+                                         ("--gpus-per-trial", getattr(args, "gpus_per_trial", None)),
+                                         ("--resume", getattr(args, "resume", False))) if value]
+    if ray_only:
+        raise ValueError(f"{', '.join(ray_only)} only apply to --backend ray")
     check_budget(args.max_wallclock, args.max_trials)
     output_dir = Path(args.output_dir).resolve()
     _check_no_spaces(ENTRY_POINT, output_dir)
@@ -408,3 +472,6 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+BACKENDS = {"local": run_local, "ray": run_ray}

@@ -7,7 +7,9 @@ would put training examples into it; ``--force`` overrides the check). A config 
 re-evaluated: the searcher is told its cached result and no row is added. The budget counts evaluated
 (distinct) sub-networks, ``--num-samples`` (default 100, as in the paper), and/or seconds (``--max-wallclock``).
 At the end the Pareto set (validation error, size objective) is scored on the test split, each test error in
-its own row.
+its own row. ``--backend ray --eval-workers N`` scores on N Ray actors (:mod:`benchmarks.ray_search`); the
+searcher then proposes ``--search-batch`` sub-networks (default N) before it is told their results, and the
+run equals a single-process run with the same seed and search batch.
 
 ``OUTPUT/results.csv`` (one row per evaluated sub-network, ``epoch`` empty) is rewritten atomically after every
 evaluation, so a killed search loses nothing. ``--resume`` replays the rows to a fresh searcher and continues
@@ -20,13 +22,14 @@ the searcher's own but no longer that of an uninterrupted run).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -94,6 +97,15 @@ SearchFactory = Callable[[Sequence[Config] | None], Any]  # initial design overr
 
 
 @dataclass
+class Batch:
+    """Trials asked together: new configs to evaluate, and re-proposals of configs pending in the same batch."""
+
+    new: list[tuple[int, Config]] = field(default_factory=list)
+    duplicates: list[tuple[int, Config]] = field(default_factory=list)
+    exhausted: bool = False  # the searcher has nothing new left to propose
+
+
+@dataclass
 class SearchLoop:
     """The ask/tell loop of a weight-sharing search, independent of models and data.
 
@@ -101,6 +113,10 @@ class SearchLoop:
     design starts with the ``recorded`` configs (``None``: the run's own initial design). ``score(config)``
     returns the validation error and ``size(config)`` the size objective. ``evaluations`` holds the rows of
     earlier sessions (to replay) and then every new evaluation, in order.
+
+    With ``batch_size`` N the loop asks for N new configs, scores them together (``score_batch``, e.g. on N
+    evaluation workers) and then tells their results in ask order; N = 1 is the sequential search. A batch
+    depends only on the seed and the results told before it, so a run is reproducible for a given N.
     """
 
     make_search: SearchFactory
@@ -109,36 +125,71 @@ class SearchLoop:
     metrics: Sequence[str]
     evaluations: list[Evaluation] = field(default_factory=list)
     max_repeats: int = MAX_REPEATS
+    batch_size: int = 1
+    score_batch: Callable[[list[Config]], list[float]] | None = None
     exact_replay: bool = True  # False once a replay had to fall back to the recorded configs
     num_repeats: int = 0  # re-proposals of already evaluated configs, told from the cache
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"the batch size (evaluation workers) must be >= 1, got {self.batch_size}")
 
     def result(self, config: Config, valid_error: float) -> dict[str, float]:
         return {self.metrics[0]: valid_error, self.metrics[1]: self.size(config)}
 
-    def replay(self) -> Any:
-        """A fresh searcher told every recorded evaluation, in order (see the module docstring)."""
+    def ask_batch(self, search: Any, room: int) -> Batch:
+        """Ask until ``room`` new configs are pending; repeats of evaluated configs are told their cached result."""
         from baselines.searchers import SearchExhausted
 
-        search = self.make_search(None)
-        for expected in self.evaluations:
-            for _ in range(self.max_repeats + 1):
-                try:
-                    trial_id, config = search.ask()
-                except SearchExhausted:
-                    return self._replay_recorded()
-                if not search.seen(config):
-                    break
-                search.tell(trial_id, config, search.result_of(config))  # a repeat, as in the recorded run
+        batch, pending, repeats = Batch(), set(), 0
+        while len(batch.new) < room:
+            try:
+                trial_id, config = search.ask()
+            except SearchExhausted:
+                batch.exhausted = True
+                break
+            cached = search.result_of(config)
+            if cached is None and config_key(config) not in pending:
+                repeats = 0
+                pending.add(config_key(config))
+                batch.new.append((trial_id, plain_config(config)))
+                continue
+            if cached is not None:
+                search.tell(trial_id, config, cached)
             else:
+                batch.duplicates.append((trial_id, config))
+            self.num_repeats += 1
+            repeats += 1
+            if repeats >= self.max_repeats:
+                batch.exhausted = True
+                break
+        return batch
+
+    def tell_batch(self, search: Any, batch: Batch, errors: Sequence[float]) -> None:
+        """Tell the batch's results in ask order, then the in-batch duplicates their config's result."""
+        for (trial_id, config), error in zip(batch.new, errors):
+            search.tell(trial_id, config, self.result(config, float(error)))
+        for trial_id, config in batch.duplicates:
+            search.tell(trial_id, config, search.result_of(config))
+
+    def replay(self) -> Any:
+        """A fresh searcher told every recorded evaluation in batches, as the run asked (see the module docstring)."""
+        search = self.make_search(None)
+        done = 0
+        while done < len(self.evaluations):
+            expected = self.evaluations[done:done + self.batch_size]
+            batch = self.ask_batch(search, len(expected))
+            if [config_key(c) for _, c in batch.new] != [config_key(e.config) for e in expected]:
                 return self._replay_recorded()
-            if config_key(config) != config_key(expected.config):
-                return self._replay_recorded()
-            search.tell(trial_id, config, self.result(config, expected.valid_error))
+            self.tell_batch(search, batch, [e.valid_error for e in expected])
+            done += len(expected)
+        self.num_repeats = 0
         return search
 
     def _replay_recorded(self) -> Any:
         """Fallback: a searcher whose initial design starts with the recorded configs, told their results."""
         self.exact_replay = False
+        self.num_repeats = 0
         search = self.make_search([e.config for e in self.evaluations])
         for evaluation in self.evaluations:
             trial_id, config = search.ask()
@@ -153,32 +204,25 @@ class SearchLoop:
         runtime_offset: float = 0.0,
         on_evaluation: Callable[[Evaluation], None] = lambda evaluation: None,
     ) -> Any:
-        """Replay earlier evaluations, then ask/evaluate/tell until the budget is spent; returns the searcher."""
-        from baselines.searchers import SearchExhausted
-
+        """Replay earlier evaluations, then ask/evaluate/tell in batches until the budget is spent."""
         search = self.replay()
+        score_batch = self.score_batch or (lambda configs: [self.score(config) for config in configs])
         started = time.perf_counter()
-        repeats = 0
         while not budget.spent(len(self.evaluations), runtime_offset + time.perf_counter() - started):
-            try:
-                trial_id, config = search.ask()
-            except SearchExhausted:
+            room = self.batch_size
+            if budget.num_samples is not None:
+                room = min(room, budget.num_samples - len(self.evaluations))
+            batch = self.ask_batch(search, room)
+            if batch.new:
+                errors = [float(error) for error in score_batch([config for _, config in batch.new])]
+                self.tell_batch(search, batch, errors)
+                finished = runtime_offset + time.perf_counter() - started
+                for (_, config), error in zip(batch.new, errors):
+                    evaluation = Evaluation(config, error, finished)
+                    self.evaluations.append(evaluation)
+                    on_evaluation(evaluation)
+            if batch.exhausted:
                 break
-            cached = search.result_of(config)
-            if cached is not None:
-                search.tell(trial_id, config, cached)
-                self.num_repeats += 1
-                repeats += 1
-                if repeats >= self.max_repeats:
-                    break
-                continue
-            repeats = 0
-            config = plain_config(config)
-            valid_error = float(self.score(config))
-            search.tell(trial_id, config, self.result(config, valid_error))
-            evaluation = Evaluation(config, valid_error, runtime_offset + time.perf_counter() - started)
-            self.evaluations.append(evaluation)
-            on_evaluation(evaluation)
         return search
 
 
@@ -222,6 +266,44 @@ class SubNetworkScorer:
 
     def size(self, config: Mapping[str, Any]) -> float:
         return self.cost(config).size(self.size_objective)
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """How to build a :class:`SubNetworkScorer` from a super-network folder (in this process or a Ray actor)."""
+
+    supernet: str
+    device: str
+    search_space: str
+    data_dir: str | None
+    dataset_seed: int
+    max_length: int
+    max_valid_samples: int | None
+    max_test_samples: int | None
+    batch_size: int
+    seq_len: int
+    size_objective: str
+
+    def build(self, source: Any = None) -> SubNetworkScorer:
+        """Load the data (and the super-network unless ``source`` is given) and return the scorer."""
+        from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
+        from benchmarks.export import SuperNetSource
+        from benchmarks.metrics import metrics_fn
+        from benchmarks.tasks import get_task
+        from search_spaces import get_search_space
+        from supernet.model import SuperNetwork
+
+        source = source or SuperNetSource.load(self.supernet, device=self.device)
+        task = get_task(source.info["task"])
+        splits = load_splits(task, data_dir=self.data_dir, seed=self.dataset_seed,
+                             max_valid_samples=AUTO if self.max_valid_samples is None else self.max_valid_samples)
+        splits = {"validation": splits["validation"],
+                  "test": subsample(splits["test"], self.max_test_samples, self.dataset_seed)}
+        loaders = make_dataloaders(task, splits, source.tokenizer, batch_size=self.batch_size,
+                                   max_length=self.max_length)
+        space = get_search_space(self.search_space, source.shape)
+        return SubNetworkScorer(SuperNetwork(source.model), space, loaders, metrics_fn(task), seq_len=self.seq_len,
+                                size_objective=self.size_objective)
 
 
 @dataclass(frozen=True)
@@ -318,6 +400,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    backend = parser.add_argument_group("backend (where sub-networks are scored)")
+    backend.add_argument("--backend", default="local", choices=tuple(EVALUATION_BACKENDS),
+                         help="local: in this process; ray: on --eval-workers Ray actors")
+    backend.add_argument("--eval-workers", type=int, default=1,
+                         help="Ray actors, each holding one copy of the super-network; the searcher proposes "
+                              "this many sub-networks per batch")
+    backend.add_argument("--search-batch", type=int, default=None,
+                         help="sub-networks the searcher proposes before it is told their results (default: "
+                              "--eval-workers); runs with the same seed and search batch give the same results "
+                              "on either backend")
+    backend.add_argument("--ray-address", default=None,
+                         help="HOST:PORT of a running Ray cluster (default: start a loopback-only Ray on this machine)")
+    backend.add_argument("--cpus-per-worker", type=int, default=1, help="Ray: CPUs (torch threads) of each actor")
+    backend.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray: GPUs of each actor (>0: device cuda)")
+
+
+# ------------------------------------------------------------------------------------- evaluation backends
+
+Errors = Callable[[list[Config], str], list[float]]  # (configs, split) -> their errors, in order
+
+
+@contextlib.contextmanager
+def local_evaluation(args: argparse.Namespace, spec: "ScorerSpec", scorer: "SubNetworkScorer") -> Iterator[Errors]:
+    """Score sub-networks one after another with this process's super-network."""
+    yield lambda configs, split: [scorer.error(config, split) for config in configs]
+
+
+@contextlib.contextmanager
+def ray_evaluation(args: argparse.Namespace, spec: "ScorerSpec", scorer: "SubNetworkScorer") -> Iterator[Errors]:
+    """Score each batch of sub-networks on ``--eval-workers`` Ray actors."""
+    from benchmarks.ray_search import EvaluatorPool
+
+    with EvaluatorPool.session(spec, args.eval_workers, address=args.ray_address, cpus=args.cpus_per_worker,
+                               gpus=args.gpus_per_worker) as pool:
+        yield pool.errors
+
+
+EVALUATION_BACKENDS: dict[str, Callable[..., Any]] = {"local": local_evaluation, "ray": ray_evaluation}
 
 
 def check_searcher(name: str) -> None:
@@ -353,14 +473,14 @@ def default_run_id(searcher: str, search_space: str, strategy: str, task: str, s
 def run(args: argparse.Namespace) -> int:
     """Load the super-network and data, search (or resume), score the Pareto set on test; write results."""
     from baselines.searchers import AskTellSearch, make_scheduler
-    from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
-    from benchmarks.finetune import metrics_fn
     from benchmarks.export import SuperNetSource
     from benchmarks.tasks import get_task
-    from search_spaces import get_search_space
-    from supernet.model import SuperNetwork
 
     check_searcher(args.searcher)
+    evaluation_backend = EVALUATION_BACKENDS[args.backend]
+    if args.eval_workers < 1 or (args.backend == "local" and args.eval_workers != 1):
+        raise ValueError(f"--eval-workers must be 1 for the local backend and >= 1 for ray, got {args.eval_workers}")
+    search_batch = args.search_batch or args.eval_workers
     budget = Budget(num_samples=args.num_samples or None, max_wallclock=args.max_wallclock)
     output_dir = Path(args.output_dir)
     results_path = output_dir / RESULTS_FILE
@@ -375,15 +495,17 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(info["task"])
     dataset_seed = check_dataset_seed(args.dataset_seed, int(info["dataset_seed"]), args.force)
     search_space = args.search_space or info["search_space"]
-    space = get_search_space(search_space, source.shape)
     max_length = args.max_length or int(info.get("max_length") or 128)
     max_valid = args.max_valid_samples if args.max_valid_samples is not None else info.get("max_valid_samples")
-    splits = load_splits(task, data_dir=args.data_dir or info.get("data_dir"), seed=dataset_seed,
-                         max_valid_samples=AUTO if max_valid is None else max_valid)
-    splits = {"validation": splits["validation"], "test": subsample(splits["test"], args.max_test_samples, dataset_seed)}
-    loaders = make_dataloaders(task, splits, source.tokenizer, batch_size=args.batch_size, max_length=max_length)
-    scorer = SubNetworkScorer(SuperNetwork(source.model), space, loaders, metrics_fn(task),
-                              seq_len=args.seq_len or max_length, size_objective=args.size_objective)
+    data_dir = args.data_dir or info.get("data_dir")
+    spec = ScorerSpec(
+        supernet=str(source.folder), device=args.device, search_space=search_space,
+        data_dir=str(Path(data_dir).resolve()) if data_dir else None, dataset_seed=dataset_seed,
+        max_length=max_length, max_valid_samples=max_valid, max_test_samples=args.max_test_samples,
+        batch_size=args.batch_size, seq_len=args.seq_len or max_length, size_objective=args.size_objective,
+    )
+    scorer = spec.build(source)
+    space = scorer.space
     identity = RunIdentity(
         run_id=args.run_id or default_run_id(args.searcher, search_space, info["strategy"], task.name, args.seed),
         searcher=args.searcher, search_space=search_space, strategy=str(info["strategy"]), task=task.name,
@@ -407,29 +529,31 @@ def run(args: argparse.Namespace) -> int:
                                    random_seed=args.seed, mode="weight-sharing")
         return AskTellSearch(scheduler)
 
-    loop = SearchLoop(make_search, score=lambda config: scorer.error(config, "validation"), size=scorer.size,
-                      metrics=metrics, evaluations=list(previous))
-    bar = tqdm(total=budget.num_samples, initial=len(previous), desc="search", unit="subnet",
-               disable=args.no_progress, dynamic_ncols=True)
+    with evaluation_backend(args, spec, scorer) as errors:
+        loop = SearchLoop(make_search, score=lambda config: scorer.error(config, "validation"), size=scorer.size,
+                          metrics=metrics, evaluations=list(previous), batch_size=search_batch,
+                          score_batch=lambda configs: errors(configs, "validation"))
+        bar = tqdm(total=budget.num_samples, initial=len(previous), desc="search", unit="subnet",
+                   disable=args.no_progress, dynamic_ncols=True)
 
-    def on_evaluation(evaluation: Evaluation) -> None:
+        def on_evaluation(evaluation: Evaluation) -> None:
+            frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
+            write_atomic(frame, results_path)
+            bar.update(1)
+            bar.set_postfix(pareto=int(frame["pareto"].sum()), error=f"{evaluation.valid_error:.3f}", refresh=False)
+
+        started = time.perf_counter()
+        offset = max((e.runtime_s for e in previous), default=0.0)
+        loop.run(budget, runtime_offset=offset, on_evaluation=on_evaluation)
+        bar.close()
+        if previous and not loop.exact_replay:
+            print("note: the searcher did not re-propose the recorded configs in order; they were replayed as its "
+                  "initial design, so this continuation differs from an uninterrupted run", flush=True)
         frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
-        write_atomic(frame, results_path)
-        bar.update(1)
-        bar.set_postfix(pareto=int(frame["pareto"].sum()), error=f"{evaluation.valid_error:.3f}", refresh=False)
-
-    started = time.perf_counter()
-    offset = max((e.runtime_s for e in previous), default=0.0)
-    loop.run(budget, runtime_offset=offset, on_evaluation=on_evaluation)
-    bar.close()
-    if previous and not loop.exact_replay:
-        print("note: the searcher did not re-propose the recorded configs in order; they were replayed as its "
-              "initial design, so this continuation differs from an uninterrupted run", flush=True)
-    frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
-    for config in frame.loc[frame["pareto"], "config"]:
-        key = config_key(json.loads(config))
-        if key not in test_errors:
-            test_errors[key] = scorer.error(json.loads(config), "test")
+        untested = [json.loads(config) for config in frame.loc[frame["pareto"], "config"]
+                    if config_key(json.loads(config)) not in test_errors]
+        for config, error in zip(untested, errors(untested, "test")):
+            test_errors[config_key(config)] = float(error)
     frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
     write_atomic(frame, results_path)
     print(f"weight-sharing search: {len(frame)} sub-networks ({len(frame) - len(previous)} new, "
