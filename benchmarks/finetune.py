@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from benchmarks.data import AUTO, DEFAULT_MAX_LENGTH, load_splits, make_dataloaders
 from benchmarks.metrics import metrics_fn
-from benchmarks.results import write_json_atomic
+from benchmarks.results import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
 from benchmarks.tasks import TaskSpec, get_task
 from supernet.evaluation import EvaluationResult, evaluate
@@ -148,9 +148,9 @@ class BestModelCallback(TrainerCallback):
         record = prefixed("valid", evaluate(trainer.supernet, self.setup.loaders["validation"], metrics_fn=score))
         if record["valid_error"] < self.best_error:
             self.best_error, self.best_epoch = record["valid_error"], epoch
-            folder = self.output_dir / BEST_MODEL_DIR
-            trainer.supernet.model.save_pretrained(folder)
-            self.setup.tokenizer.save_pretrained(folder)
+            model, tokenizer = trainer.supernet.model, self.setup.tokenizer
+            write_folder_atomic(self.output_dir / BEST_MODEL_DIR,
+                                lambda folder: (model.save_pretrained(folder), tokenizer.save_pretrained(folder)))
             record.update(prefixed("test", evaluate(trainer.supernet, self.setup.loaders["test"], metrics_fn=score)))
             record["best"] = True
         else:

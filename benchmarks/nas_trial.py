@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from benchmarks.objectives import CostFields, check_size_objective, masks_cost, plain_config
-from benchmarks.results import write_json_atomic
+from benchmarks.results import write_folder_atomic, write_json_atomic
 
 TRIAL_SETTINGS_ENV = "PLM_NAS_TRIAL_SETTINGS"
 CONFIG_JSON_ARG = "st_config_json_filename"  # syne_tune.constants.ST_CONFIG_JSON_FNAME_ARG
@@ -123,19 +122,14 @@ def search_space_part(config: Mapping[str, Any], keys: Sequence[str]) -> dict[st
 
 
 def save_model_atomic(model: Any, tokenizer: Any, masks: Any, info: Mapping[str, Any], folder: Path) -> Path:
-    """Save an extracted model with ``trial.json`` into a temporary folder, then move it to ``folder``.
-
-    A trial stopped while saving leaves the previous best model (or none), never half of one.
-    """
+    """Save an extracted model with ``trial.json`` so that a trial stopped while saving keeps the previous one."""
     from supernet.extract import save_extracted
 
-    staging = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    save_extracted(model, staging, tokenizer=tokenizer, masks=masks)
-    write_json_atomic(dict(info), staging / TRIAL_INFO_FILE)
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder
+    def fill(staging: Path) -> None:
+        save_extracted(model, staging, tokenizer=tokenizer, masks=masks)
+        write_json_atomic(dict(info), staging / TRIAL_INFO_FILE)
+
+    return write_folder_atomic(folder, fill)
 
 
 def run_trial(

@@ -10,6 +10,7 @@ the Hugging Face Hub either: give them a local model folder and data (the offlin
 from __future__ import annotations
 
 import contextlib
+import importlib
 import ipaddress
 import os
 import shutil
@@ -44,8 +45,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def require_ray() -> None:
     """Fail with the install command when Ray is missing."""
     try:
-        import ray  # noqa: F401
-        import ray.tune  # noqa: F401
+        importlib.import_module("ray.tune")
     except ImportError as error:
         raise RuntimeError('the Ray backend needs Ray Tune: python3 -m pip install -e ".[ray]"') from error
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -143,6 +144,24 @@ def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> Path:
         json.dump(data, handle, indent=2, sort_keys=True, default=str)
     os.replace(tmp, path)
     return path
+
+
+def write_folder_atomic(folder: str | os.PathLike, fill: Callable[[Path], Any]) -> Path:
+    """Let ``fill`` write a folder's files into a staging folder beside it, then swap it in.
+
+    A process killed while saving leaves the previous folder (or none), never a mix of two saves.
+    """
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.staging")
+    retired = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(retired, ignore_errors=True)
+    fill(staging)
+    if folder.exists():
+        folder.rename(retired)
+    staging.rename(folder)
+    shutil.rmtree(retired, ignore_errors=True)
+    return folder
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from benchmarks.finetune import (
     prepare,
     trainer_config,
 )
-from benchmarks.results import write_json_atomic
+from benchmarks.results import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
 from search_spaces import SEARCH_SPACES, get_search_space
 from search_spaces.masks import SubNetworkMasks
@@ -148,10 +148,13 @@ def run(args: argparse.Namespace) -> int:
     )
     history = trainer.fit(resume=args.resume)
     supernet.reset()
-    folder = output_dir / SUPERNET_DIR
-    supernet.model.save_pretrained(folder)
-    setup.tokenizer.save_pretrained(folder)
-    write_json_atomic(supernet_info(args, setup, options), folder / SUPERNET_INFO_FILE)
+
+    def save(folder: Path) -> None:
+        supernet.model.save_pretrained(folder)
+        setup.tokenizer.save_pretrained(folder)
+        write_json_atomic(supernet_info(args, setup, options), folder / SUPERNET_INFO_FILE)
+
+    folder = write_folder_atomic(output_dir / SUPERNET_DIR, save)
     final = {
         "task": setup.task.name,
         "search_space": args.search_space,

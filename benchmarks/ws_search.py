@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -43,10 +43,19 @@ from benchmarks.objectives import (
     objective_names,
     plain_config,
 )
-from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, read_results, rows_to_frame, write_atomic
+from benchmarks.results import (
+    RESULTS_FILE,
+    ResultRow,
+    mark_pareto,
+    read_results,
+    rows_to_frame,
+    write_atomic,
+    write_json_atomic,
+)
 from benchmarks.runinfo import write_run_info
 
 KIND = "weight-sharing"
+SCORING_FILE = "scoring.json"  # how the rows were scored; a resumed search must match it
 DEFAULT_SEARCHER = "random_search"
 DEFAULT_NUM_SAMPLES = 100
 MAX_REPEATS = 50  # consecutive re-proposals of evaluated configs before the search counts as exhausted
@@ -284,6 +293,10 @@ class ScorerSpec:
     seq_len: int
     size_objective: str
 
+    def scoring(self) -> dict[str, Any]:
+        """What decides a sub-network's recorded errors and size (device and batch size do not)."""
+        return {key: value for key, value in asdict(self).items() if key not in ("device", "batch_size")}
+
     def build(self, source: Any = None) -> SubNetworkScorer:
         """Load the data (and the super-network unless ``source`` is given) and return the scorer."""
         from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
@@ -454,6 +467,17 @@ def check_searcher(name: str) -> None:
         )
 
 
+def check_same_scoring(path: Path, spec: ScorerSpec, force: bool) -> None:
+    """A resumed search must score as the earlier one did: same super-network, data, subsets and size objective."""
+    if not path.is_file():
+        return
+    stored, current = json.loads(path.read_text()), spec.scoring()
+    changed = {key: (stored.get(key), value) for key, value in current.items() if stored.get(key) != value}
+    if changed and not force:
+        raise ValueError(f"cannot resume: the earlier rows were scored differently {changed} (earlier, now); "
+                         "use the earlier settings, another --output-dir, or --force")
+
+
 def check_dataset_seed(requested: int | None, trained: int, force: bool) -> int:
     """The dataset seed to use: the super-network's, unless another one is forced."""
     if requested is None or requested == trained:
@@ -515,7 +539,9 @@ def run(args: argparse.Namespace) -> int:
     test_errors: dict[str, float] = {}
     if args.resume and results_path.exists():
         previous, test_errors = previous_evaluations(read_results(results_path), identity, args.force)
+        check_same_scoring(output_dir / SCORING_FILE, spec, args.force)
     output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(spec.scoring(), output_dir / SCORING_FILE)
     write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="search",
                    dataset_seed=dataset_seed, supernet=str(source.folder))
     metrics = objective_names(args.size_objective)

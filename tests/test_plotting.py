@@ -243,3 +243,4 @@ def test_report_degrades_gracefully_and_cli(tmp_path):
     assert all(p.stat().st_size > 1000 for p in figures.iterdir())
     with pytest.raises(SystemExit):
         parser.parse_args([str(tmp_path), "--out", "x", "--size-objective", "latency"])
+

@@ -113,6 +113,10 @@ def test_guards(supernet_dir, tmp_path):
     with pytest.raises(ValueError, match="another run"):
         main(["search", "--supernet", str(supernet_dir), "--output-dir", str(tmp_path), "--num-samples", "4",
               "--searcher", "nsga2", "--resume", *SEARCH_FLAGS])
+    other_subset = [flag if flag != "48" else "40" for flag in SEARCH_FLAGS]  # --max-test-samples 40
+    with pytest.raises(ValueError, match="scored differently.*max_test_samples"):
+        main(["search", "--supernet", str(supernet_dir), "--output-dir", str(tmp_path), "--num-samples", "4",
+              "--resume", *other_subset])
 
 
 # ------------------------------------------------------------------------------- the loop without a model
