@@ -121,6 +121,16 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
     )
 
 
+def data_identity(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings that decide the training data; a resumed run must use the checkpointed run's."""
+    return {
+        "model": str(args.model), "task": args.task, "dataset_seed": args.dataset_seed,
+        "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        "max_train_samples": args.max_train_samples, "max_valid_samples": args.max_valid_samples,
+        "max_length": args.max_length,
+    }
+
+
 def prefixed(prefix: str, result: EvaluationResult) -> dict[str, float]:
     return {f"{prefix}_{name}": float(value) for name, value in result.metrics.items()}
 
@@ -190,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         trainer_config(args),
         checkpoint_dir=output_dir / CHECKPOINT_DIR,
         callbacks=[callback],
+        data_identity=data_identity(args),
     )
     history = trainer.fit(resume=args.resume)
     summary = {"task": setup.task.name, "model": args.model, **summarise(history), "history": history}

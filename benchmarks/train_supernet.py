@@ -18,6 +18,7 @@ from benchmarks.finetune import (
     METRICS_FILE,
     Setup,
     add_common_arguments,
+    data_identity,
     metrics_fn,
     prefixed,
     prepare,
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         trainer_config(args),
         checkpoint_dir=output_dir / CHECKPOINT_DIR,
         callbacks=[SubNetworkValidation(setup, sub_networks)],
+        data_identity=data_identity(args),
     )
     history = trainer.fit(resume=args.resume)
     supernet.reset()

@@ -160,6 +160,7 @@ class Trainer:
         config: TrainerConfig,
         checkpoint_dir: str | os.PathLike | None = None,
         callbacks: Sequence[TrainerCallback] = (),
+        data_identity: Mapping[str, Any] | None = None,
     ) -> None:
         if len(train_loader) == 0:
             raise ValueError("the training loader is empty")
@@ -169,6 +170,8 @@ class Trainer:
         self.strategy = strategy
         self.train_loader = train_loader
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        # What the training data is (model, task, split seed, subsets...): a resumed run must train on the same.
+        self.data_identity = {key: _plain(value) for key, value in (data_identity or {}).items()}
         self.callbacks = list(callbacks)
         self.rng = np.random.default_rng(config.seed)
         self.steps_per_epoch = len(train_loader)
@@ -260,6 +263,7 @@ class Trainer:
             "history": self.history,
             "config": asdict(self.config),
             "strategy": self.strategy.name,
+            "data": dict(self.data_identity),
             "rng": {
                 "python": random.getstate(),
                 "numpy": _numpy_global_state(),
@@ -282,6 +286,12 @@ class Trainer:
         if changed:
             diff = ", ".join(f"{key}: {state['config'].get(key)!r} -> {current[key]!r}" for key in changed)
             raise ValueError(f"cannot resume with changed training settings ({diff}); use the checkpoint's settings")
+        recorded = state.get("data") or {}
+        changed_data = {key: (recorded.get(key), value) for key, value in self.data_identity.items()
+                        if key in recorded and recorded[key] != value}
+        if changed_data:
+            raise ValueError(f"cannot resume on other training data {changed_data} (checkpoint, now); "
+                             "use the checkpointed run's data settings")
         epochs_done, steps_done = int(state["epoch"]), int(state["step"])
         if steps_done != epochs_done * self.steps_per_epoch:
             raise ValueError(

@@ -306,13 +306,17 @@ def test_train_supernet_end_to_end_and_resume(tiny_model_dir, glue_dir, tmp_path
         train_supernet.run(parse(train_supernet, argv))
     monkeypatch.undo()
     assert not (resumed / "supernet").exists()
+    other_data = list(argv)  # same batches per epoch, other examples: only the data identity tells
+    other_data[other_data.index("--dataset-seed") + 1] = "2"
+    with pytest.raises(ValueError, match="other training data.*dataset_seed"):
+        train_supernet.run(parse(train_supernet, other_data + ["--resume"]))
     assert train_supernet.run(parse(train_supernet, argv + ["--resume"])) == 0
     assert len(json.loads((resumed / "metrics.json").read_text())["history"]) == 2
     a = AutoModelForSequenceClassification.from_pretrained(folder).state_dict()
     b = AutoModelForSequenceClassification.from_pretrained(resumed / "supernet").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     run_info = json.loads((resumed / "run.json").read_text())
-    assert run_info["arguments"]["resume"] is True and len(run_info["previous"]) == 1
+    assert run_info["arguments"]["resume"] is True and len(run_info["previous"]) == 2  # the refused resume too
 
 
 def test_train_supernet_rejects_options_its_strategy_ignores(tiny_model_dir, glue_dir, tmp_path):
