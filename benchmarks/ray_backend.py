@@ -142,7 +142,7 @@ class LoopbackCluster:
         if head:
             command += ["--head", f"--port={self.port}", "--include-dashboard=false"]
             if self.temp_dir is not None:
-                command.append(f"--temp-dir={self.temp_dir}")
+                command.append(f"--temp-dir={Path(self.temp_dir).resolve()}")  # Ray needs an absolute path
         else:
             command.append(f"--address={self.address}")
         return command
@@ -169,10 +169,13 @@ class LoopbackCluster:
                 if process.poll() is not None:
                     raise RuntimeError(f"a Ray node exited with code {process.returncode} while starting "
                                        f"(command: {' '.join(process.args)})")
-            check = subprocess.run(
-                [sys.executable, "-c", _COUNT_NODES, self.address, loopback_host(self.address) or ""],
-                env=env, capture_output=True, text=True, timeout=timeout_s,
-            )
+            try:
+                check = subprocess.run(
+                    [sys.executable, "-c", _COUNT_NODES, self.address, loopback_host(self.address) or ""],
+                    env=env, capture_output=True, text=True, timeout=min(30.0, timeout_s),
+                )
+            except subprocess.TimeoutExpired:  # the head is not up yet (or died: checked above next round)
+                continue
             if check.returncode == 0 and check.stdout.strip().isdigit() and int(check.stdout.strip()) >= expected:
                 return
             time.sleep(1.0)

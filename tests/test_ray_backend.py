@@ -153,6 +153,15 @@ def test_loopback_host_only_for_loopback_addresses():
     assert loopback_host(None) is None
 
 
+def test_loopback_nodes_bind_to_loopback_with_an_absolute_temp_dir():
+    nodes = LoopbackCluster(port=7000, temp_dir=Path("relative/ray"))
+    head, worker = nodes.node_command(True, HEAD_IP), nodes.node_command(False, "127.0.0.3")
+    assert "--node-ip-address=127.0.0.2" in head and "--port=7000" in head and "--include-dashboard=false" in head
+    assert f"--temp-dir={Path('relative/ray').resolve()}" in head
+    assert "--node-ip-address=127.0.0.3" in worker and "--address=127.0.0.2:7000" in worker
+    assert all("--disable-usage-stats" in command for command in (head, worker))
+
+
 def test_ray_only_flags_are_refused_by_the_local_backend(tiny_bert_dir, glue_dir, tmp_path):
     with pytest.raises(ValueError, match="only apply to --backend ray"):
         main(["nas", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
