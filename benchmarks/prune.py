@@ -269,7 +269,7 @@ def fine_tune(ctx: PruneContext, model: PreTrainedModel) -> tuple[list[dict[str,
     """
     from benchmarks.nas_trial import FixedNetwork
     from supernet.strategies import get_strategy
-    from supernet.training import Trainer, TrainerCallback, TrainerConfig, loader_generators
+    from supernet.training import Trainer, TrainerCallback, TrainerConfig
 
     args = ctx.args
     best: dict[str, Any] = {"valid_error": math.inf}
@@ -284,8 +284,6 @@ def fine_tune(ctx: PruneContext, model: PreTrainedModel) -> tuple[list[dict[str,
                 best_state.update({k: v.detach().clone() for k, v in model.state_dict().items()})
             return record
 
-    for generator in loader_generators(ctx.loaders["train"]):
-        generator.manual_seed(args.seed)  # every model sees the same order of training batches
     config = TrainerConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                            weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, seed=args.seed,
                            device=str(ctx.device), progress=ctx.progress)

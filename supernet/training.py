@@ -191,13 +191,16 @@ class Trainer:
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
         """Train the remaining epochs and return the history (one dict per epoch).
 
-        A fresh run seeds the global generators with ``config.seed``; ``resume=True`` restores the last
-        checkpoint instead when there is one (and starts fresh otherwise).
+        A fresh run seeds the global generators and the training loader's shuffling with ``config.seed`` (so
+        trainers sharing one loader see the same batch order); ``resume=True`` restores the last checkpoint
+        instead when there is one (and starts fresh otherwise).
         """
         if resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
             self.load_checkpoint(self.checkpoint_path)
         else:
             seed_everything(self.config.seed)
+            for generator in loader_generators(self.train_loader):
+                generator.manual_seed(self.config.seed)
         for callback in self.callbacks:
             callback.on_train_begin(self)
         for epoch in range(self.epoch, self.config.epochs):

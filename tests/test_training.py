@@ -325,3 +325,15 @@ def test_train_supernet_rejects_options_its_strategy_ignores(tiny_model_dir, glu
     argv = common_argv(tiny_model_dir, glue_dir, tmp_path, 1) + ["--strategy", "sandwich", "--temperature", "3"]
     with pytest.raises(ValueError, match="does not use temperature"):
         train_supernet.run(parse(train_supernet, argv))
+
+
+def test_fresh_trainers_sharing_a_loader_see_the_same_batches():
+    """A second fresh run on the same loader object trains exactly like the first (the loader is reseeded)."""
+    loader = train_loader()
+    trained = []
+    for _ in range(2):
+        trainer = make_trainer(None, epochs=1)
+        trainer.train_loader = loader
+        trainer.fit()
+        trained.append(weights(trainer))
+    assert all(torch.equal(trained[0][key], trained[1][key]) for key in trained[0])
