@@ -7,6 +7,8 @@ runs use 2 workers with one CPU thread each. It prints (and writes to ``timing.j
 seconds, trials, the seconds each trial spent inside its own process (from the backend's per-result
 timers: Syne Tune's ``st_worker_time``, Ray's ``time_total_s``), and the per-trial overhead
 (workers x wall - time inside trials) / trials, i.e. starting processes, scheduling and reporting.
+With ``--samples N`` it also trains a small super-network and runs a weight-sharing search of N sub-networks
+(MOREA, search batch 2) in this process and on 2 Ray evaluation actors, and checks the rows are identical.
 """
 from __future__ import annotations
 
@@ -77,6 +79,30 @@ def compare(local_dir: Path, ray_dir: Path) -> dict:
     }
 
 
+def measure_search(backend: str, supernet: Path, output_dir: Path, args: argparse.Namespace,
+                   address: str | None) -> dict:
+    """A weight-sharing search of ``--samples`` sub-networks: in this process, or on 2 Ray evaluation actors."""
+    from benchmarks.cli import main
+
+    command = ["search", "--supernet", str(supernet), "--output-dir", str(output_dir), "--searcher", "morea",
+               "--num-samples", str(args.samples), "--max-test-samples", str(args.eval_samples), "--seed",
+               str(args.seed), "--search-batch", "2", "--threads", "1", "--no-progress"]
+    if address:
+        command += ["--backend", "ray", "--eval-workers", "2", "--ray-address", address]
+    started = time.perf_counter()
+    if main(command) != 0:
+        raise RuntimeError(f"the {backend} search failed")
+    return {"search_backend": backend, "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def compare_search(local_dir: Path, ray_dir: Path) -> dict:
+    from benchmarks.results import RESULTS_FILE, read_results
+
+    columns = ["config", "valid_error", "test_error", "pareto"]
+    local, ray = read_results(local_dir / RESULTS_FILE)[columns], read_results(ray_dir / RESULTS_FILE)[columns]
+    return {"search_rows": len(local), "search_identical": bool(local.equals(ray))}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.ray_backend import LOOPBACK_ENV, LoopbackCluster, environment
 
@@ -90,14 +116,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-samples", type=int, default=64)
     parser.add_argument("--eval-samples", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=0,
+                        help="also train a small super-network and compare a weight-sharing search of this many "
+                             "sub-networks, local vs 2 Ray actors (default 0: skip)")
     args = parser.parse_args(argv)
     if args.output_dir.exists():
         raise SystemExit(f"{args.output_dir} exists; choose a new --output-dir")
     records = [measure("local", args.output_dir / "local", args, None)]
+    supernet = args.output_dir / "supernet"
+    if args.samples:
+        from benchmarks.cli import main as cli
+
+        command = ["train-supernet", "--task", args.task, "--output-dir", str(supernet), "--epochs", "1",
+                   "--max-train-samples", str(4 * args.train_samples), "--max-valid-samples", str(args.eval_samples),
+                   "--strategy", "sandwich", "--search-space", "small", "--threads", "2", "--no-progress"]
+        if cli(command + (["--data-dir", args.data_dir] if args.data_dir else [])) != 0:
+            raise RuntimeError("super-network training failed")
+        records.append(measure_search("local", supernet, args.output_dir / "search-local", args, None))
     with environment(**LOOPBACK_ENV):
         with LoopbackCluster(port=6391, cpus_per_node=1, workers=1, temp_dir=args.output_dir / "ray-tmp") as cluster:
             records.append(measure("ray", args.output_dir / "ray", args, cluster.address))
+            if args.samples:
+                records.append(measure_search("ray", supernet, args.output_dir / "search-ray", args, cluster.address))
     records.append(compare(args.output_dir / "local", args.output_dir / "ray"))
+    if args.samples:
+        records.append(compare_search(args.output_dir / "search-local", args.output_dir / "search-ray"))
     (args.output_dir / "timing.json").write_text(json.dumps(records, indent=2))
     for record in records:
         print(json.dumps(record))
