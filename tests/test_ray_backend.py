@@ -196,6 +196,7 @@ def test_random_search_on_ray_runs_the_searchers_configs_on_both_nodes(cluster, 
     reported = sorted((r["valid_error"], r["test_error"], r["epoch"]) for rows in records.values() for r in rows)
     assert sorted(zip(frame["valid_error"], frame["test_error"], frame["epoch"])) == reported
     assert len(list(tmp_path.rglob("best_model/trial.json"))) == 4  # for plm-nas export
+    assert list((tmp_path / RAY_DIR).glob("*/checkpoint_*")) == []  # finished trials keep no training state
 
 
 def test_moasha_on_ray_stops_trials_early(cluster, tiny_bert_dir, glue_dir, tmp_path, space):
