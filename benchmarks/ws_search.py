@@ -12,7 +12,9 @@ searcher then proposes ``--search-batch`` sub-networks (default N) before it is 
 run equals a single-process run with the same seed and search batch.
 
 ``OUTPUT/results.csv`` (one row per evaluated sub-network, ``epoch`` empty) is rewritten atomically after every
-evaluation, so a killed search loses nothing. ``--resume`` replays the rows to a fresh searcher and continues
+evaluation (less often when rewriting would take over a tenth of the run, see :class:`ResultsTable`), so a
+killed search loses at most the last few evaluations, which ``--resume`` evaluates again.
+``--resume`` replays the rows to a fresh searcher and continues
 to the budget: the searcher is asked again with the same seed, and every config it re-proposes from the file
 is told its recorded result instead of being evaluated, so a seeded searcher continues exactly as an
 uninterrupted run would. If it proposes something else before all rows are replayed, the replay starts over
@@ -44,11 +46,11 @@ from benchmarks.objectives import (
     plain_config,
 )
 from benchmarks.results import (
+    COLUMNS,
     RESULTS_FILE,
     ResultRow,
     mark_pareto,
     read_results,
-    rows_to_frame,
     write_atomic,
     write_json_atomic,
 )
@@ -341,19 +343,46 @@ class RunIdentity:
         )
 
 
-def results_frame(
-    identity: RunIdentity, evaluations: Sequence[Evaluation], scorer_cost: Callable[[Config], CostFields],
-    test_errors: Mapping[str, float],
-) -> pd.DataFrame:
-    """The results table of the evaluations so far: Pareto rows marked, with their test errors where known.
+@dataclass
+class ResultsTable:
+    """The run's results table, one record per evaluation (each config serialised once), written atomically.
 
     Only rows on the current front carry a test error, so a resumed run's table equals an uninterrupted one's.
+    :meth:`write` skips a write while the time since the last one is under ``1 / max_overhead`` times what it
+    took, so rewriting the table costs at most about that share of the run: every evaluation is written for
+    small spaces, less often when rows are large (the ``large`` space has thousands of keys per config).
     """
-    rows = [identity.row(e, scorer_cost(e.config), test_errors.get(config_key(e.config), math.nan))
-            for e in evaluations]
-    frame = mark_pareto(rows_to_frame(rows))
-    frame.loc[~frame["pareto"].astype(bool), "test_error"] = math.nan
-    return frame
+
+    identity: RunIdentity
+    cost: Callable[[Config], CostFields]
+    path: Path
+    max_overhead: float = 0.1
+    _records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    _keys: list[tuple] = field(default_factory=list, repr=False)
+    _last_end: float = -math.inf
+    _last_duration: float = 0.0
+
+    def frame(self, evaluations: Sequence[Evaluation], test_errors: Mapping[Any, float]) -> pd.DataFrame:
+        """The table of ``evaluations`` (which only ever grows): Pareto rows marked, with known test errors."""
+        for evaluation in evaluations[len(self._records):]:
+            self._records.append(self.identity.row(evaluation, self.cost(evaluation.config)).to_record())
+            self._keys.append(config_key(evaluation.config))
+        frame = mark_pareto(pd.DataFrame.from_records(self._records, columns=list(COLUMNS)))
+        frame["test_error"] = [test_errors.get(key, math.nan) for key in self._keys]
+        frame.loc[~frame["pareto"].astype(bool), "test_error"] = math.nan
+        return frame
+
+    def write(self, evaluations: Sequence[Evaluation], test_errors: Mapping[Any, float],
+              force: bool = False) -> pd.DataFrame | None:
+        """Write the table (always with ``force``); returns it, or None when the write was skipped."""
+        started = time.perf_counter()
+        if not force and started - self._last_end < self._last_duration / self.max_overhead:
+            return None
+        frame = self.frame(evaluations, test_errors)
+        write_atomic(frame, self.path)
+        self._last_end = time.perf_counter()
+        self._last_duration = self._last_end - started
+        return frame
 
 
 def previous_evaluations(frame: pd.DataFrame, identity: RunIdentity, force: bool) -> tuple[list[Evaluation], dict[str, float]]:
@@ -555,6 +584,7 @@ def run(args: argparse.Namespace) -> int:
                                    random_seed=args.seed, mode="weight-sharing")
         return AskTellSearch(scheduler)
 
+    table = ResultsTable(identity, scorer.cost, results_path)
     with evaluation_backend(args, spec, scorer) as errors:
         loop = SearchLoop(make_search, score=lambda config: scorer.error(config, "validation"), size=scorer.size,
                           metrics=metrics, evaluations=list(previous), batch_size=search_batch,
@@ -563,10 +593,11 @@ def run(args: argparse.Namespace) -> int:
                    disable=args.no_progress, dynamic_ncols=True)
 
         def on_evaluation(evaluation: Evaluation) -> None:
-            frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
-            write_atomic(frame, results_path)
+            frame = table.write(loop.evaluations, test_errors)
             bar.update(1)
-            bar.set_postfix(pareto=int(frame["pareto"].sum()), error=f"{evaluation.valid_error:.3f}", refresh=False)
+            if frame is not None:
+                bar.set_postfix(pareto=int(frame["pareto"].sum()), error=f"{evaluation.valid_error:.3f}",
+                                refresh=False)
 
         started = time.perf_counter()
         offset = max((e.runtime_s for e in previous), default=0.0)
@@ -575,13 +606,12 @@ def run(args: argparse.Namespace) -> int:
         if previous and not loop.exact_replay:
             print("note: the searcher did not re-propose the recorded configs in order; they were replayed as its "
                   "initial design, so this continuation differs from an uninterrupted run", flush=True)
-        frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
+        frame = table.frame(loop.evaluations, test_errors)
         untested = [json.loads(config) for config in frame.loc[frame["pareto"], "config"]
                     if config_key(json.loads(config)) not in test_errors]
         for config, error in zip(untested, errors(untested, "test")):
             test_errors[config_key(config)] = float(error)
-    frame = results_frame(identity, loop.evaluations, scorer.cost, test_errors)
-    write_atomic(frame, results_path)
+    frame = table.write(loop.evaluations, test_errors, force=True)
     print(f"weight-sharing search: {len(frame)} sub-networks ({len(frame) - len(previous)} new, "
           f"{loop.num_repeats} repeated proposals not re-evaluated), {int(frame['pareto'].sum())} on the front, "
           f"{time.perf_counter() - started:.0f} s; results in {results_path}", flush=True)

@@ -12,7 +12,15 @@ from benchmarks.cli import main
 from benchmarks.data import load_splits, make_dataloaders, subsample
 from benchmarks.metrics import compute_metrics
 from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, read_results
-from benchmarks.ws_search import Budget, SearchLoop, check_dataset_seed, check_searcher
+from benchmarks.ws_search import (
+    Budget,
+    Evaluation,
+    ResultsTable,
+    RunIdentity,
+    SearchLoop,
+    check_dataset_seed,
+    check_searcher,
+)
 from search_spaces import cost_of, get_search_space
 from supernet.evaluation import evaluate
 from supernet.loading import load_model, load_tokenizer
@@ -165,3 +173,29 @@ def test_replay_falls_back_to_recorded_configs_when_the_searcher_diverges():
     assert not loop.exact_replay
     assert [e.config for e in loop.evaluations[:3]] == [e.config for e in rows]
     assert len(calls) == 1 and calls[0] not in [e.config for e in rows]
+
+
+def test_results_table_marks_the_front_and_bounds_its_writing_time(tmp_path):
+    from benchmarks.objectives import CostFields, config_key
+
+    identity = RunIdentity(run_id="r", searcher="random_search", search_space="layer", strategy="sandwich",
+                           task="rte", model="m", seed=0, size_objective="param_fraction")
+
+    def cost(config: dict) -> CostFields:
+        fraction = sum(config.values()) / 4
+        return CostFields(params=int(100 * fraction), param_fraction=fraction, encoder_param_fraction=fraction,
+                          macs=int(100 * fraction), mac_fraction=fraction)
+
+    configs = [{"a": 1, "b": 1}, {"a": 1, "b": 0}, {"a": 0, "b": 1}]  # sizes 0.5, 0.25, 0.25
+    evaluations = [Evaluation(c, e, float(i)) for i, (c, e) in enumerate(zip(configs, [0.2, 0.3, 0.4]))]
+    table = ResultsTable(identity, cost, tmp_path / "results.csv")
+    tested = {config_key(configs[1]): 0.35, config_key(configs[2]): 0.45}
+    frame = table.write(evaluations[:2], tested)
+    assert frame["pareto"].tolist() == [True, True] and frame["test_error"].isna().tolist() == [True, False]
+    table._last_duration = 3600.0  # pretend the last write took an hour: the next one waits
+    assert table.write(evaluations, tested) is None
+    assert len(read_results(tmp_path / "results.csv")) == 2
+    frame = table.write(evaluations, tested, force=True)
+    assert frame["pareto"].tolist() == [True, True, False]  # (0.4, 0.25) is dominated by (0.3, 0.25)
+    assert frame["test_error"].tolist()[1] == 0.35 and pd.isna(frame["test_error"].tolist()[2])
+    assert read_results(tmp_path / "results.csv")["valid_error"].tolist() == [0.2, 0.3, 0.4]
