@@ -104,7 +104,7 @@ def compare_search(local_dir: Path, ray_dir: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.ray_backend import LOOPBACK_ENV, LoopbackCluster, environment
+    from benchmarks.ray_backend import LoopbackCluster, environment
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, required=True)
@@ -133,11 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cli(command + (["--data-dir", args.data_dir] if args.data_dir else [])) != 0:
             raise RuntimeError("super-network training failed")
         records.append(measure_search("local", supernet, args.output_dir / "search-local", args, None))
-    with environment(**LOOPBACK_ENV):
-        with LoopbackCluster(port=6391, cpus_per_node=1, workers=1, temp_dir=args.output_dir / "ray-tmp") as cluster:
-            records.append(measure("ray", args.output_dir / "ray", args, cluster.address))
-            if args.samples:
-                records.append(measure_search("ray", supernet, args.output_dir / "search-ray", args, cluster.address))
+    cluster = LoopbackCluster(port=6391, cpus_per_node=1, workers=1, temp_dir=args.output_dir / "ray-tmp")
+    with environment(**cluster.client_env), cluster:
+        records.append(measure("ray", args.output_dir / "ray", args, cluster.address))
+        if args.samples:
+            records.append(measure_search("ray", supernet, args.output_dir / "search-ray", args, cluster.address))
     records.append(compare(args.output_dir / "local", args.output_dir / "ray"))
     if args.samples:
         records.append(compare_search(args.output_dir / "search-local", args.output_dir / "search-ray"))

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import ipaddress
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,17 @@ LOOPBACK_ENV: dict[str, str] = {
     "RAY_USAGE_STATS_REPORT_URL": f"{_CLOSED_PORT}/",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
+
+
+def auth_env(token: str | None = None) -> dict[str, str]:
+    """Token authentication with ``token`` (default: a fresh random one), for a cluster and its clients.
+
+    Set explicitly, so that Ray neither writes a token file into the home folder nor enables authentication
+    on its own because such a file exists (Ray 2.60 does both when ``RAY_AUTH_MODE`` is unset).
+    """
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token or secrets.token_hex(32)}
+
+
 # Driver settings that trial workers need too (workers of an existing cluster do not inherit the driver's).
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME", "HF_DATASETS_CACHE",
                  "GLUE_DIR")
@@ -83,6 +95,18 @@ def environment(**variables: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def reload_ray_auth_settings() -> None:
+    """Make Ray read ``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN`` again (it caches them when first imported).
+
+    Needed when this process changed them after importing Ray (tests, :mod:`benchmarks.backend_timing`);
+    Ray has no public call for it, so this uses the two its own token set-up uses.
+    """
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Iterator[None]:
     """Connect to the Ray cluster at ``address``, or start a loopback-only local instance; disconnect after.
@@ -95,18 +119,21 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
     if ray.is_initialized():
         raise RuntimeError("Ray is already initialised in this process; run one Ray experiment per process")
     runtime_env = worker_runtime_env()
-    if address:
-        ray.init(address=address, _node_ip_address=loopback_host(address), runtime_env=runtime_env,
-                 log_to_driver=False, configure_logging=False)
-    else:
-        with environment(**LOOPBACK_ENV):  # the local instance's processes inherit the loopback-only settings
+    # A local instance's processes inherit the loopback-only settings and this session's own token; a
+    # cluster's authentication comes from the environment (RAY_AUTH_MODE, RAY_AUTH_TOKEN).
+    session_env = DRIVER_ENV if address else {**DRIVER_ENV, **LOOPBACK_ENV, **auth_env()}
+    with environment(**session_env):
+        reload_ray_auth_settings()
+        if address:
+            ray.init(address=address, _node_ip_address=loopback_host(address), runtime_env=runtime_env,
+                     log_to_driver=False, configure_logging=False)
+        else:
             ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _node_ip_address=HEAD_IP,
                      runtime_env=runtime_env, log_to_driver=False, configure_logging=False)
-    try:
-        with environment(**DRIVER_ENV):
+        try:
             yield
-    finally:
-        ray.shutdown()
+        finally:
+            ray.shutdown()
 
 
 def ray_executable() -> str:
@@ -130,11 +157,17 @@ class LoopbackCluster:
     cpus_per_node: int = 1
     workers: int = 1
     temp_dir: Path | None = None
+    token: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def address(self) -> str:
         return f"{HEAD_IP}:{self.port}"
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """What a client (driver) needs in its environment: the loopback-only settings and the cluster's token."""
+        return {**LOOPBACK_ENV, **auth_env(self.token)}
 
     def node_command(self, head: bool, ip: str) -> list[str]:
         command = [ray_executable(), "start", "--block", f"--node-ip-address={ip}", f"--num-cpus={self.cpus_per_node}",
@@ -150,7 +183,7 @@ class LoopbackCluster:
     def start(self, timeout_s: float = 120.0) -> "LoopbackCluster":
         """Start the head, then the workers; return once every node is alive in the cluster."""
         require_ray()
-        env = {**os.environ, **LOOPBACK_ENV}
+        env = {**os.environ, **self.client_env}
         logs = (self.temp_dir or Path("/tmp")) / "loopback-cluster-logs"
         logs.mkdir(parents=True, exist_ok=True)
         ips = [HEAD_IP] + [f"127.0.0.{3 + index}" for index in range(self.workers)]
@@ -163,7 +196,7 @@ class LoopbackCluster:
 
     def _wait_for_nodes(self, expected: int, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        env = {**os.environ, **LOOPBACK_ENV}
+        env = {**os.environ, **self.client_env}
         while time.monotonic() < deadline:
             for process in self.processes:
                 if process.poll() is not None:
@@ -218,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cpus-per-node", type=int, default=1)
     args = parser.parse_args(argv)
     cluster = LoopbackCluster(port=args.port, cpus_per_node=args.cpus_per_node, workers=args.workers).start()
-    print(f"loopback Ray cluster at {cluster.address} ({1 + args.workers} nodes); Ctrl-C stops it", flush=True)
+    print(f"loopback Ray cluster at {cluster.address} ({1 + args.workers} nodes); Ctrl-C stops it. Clients need:\n"
+          + "\n".join(f"export {name}={value}" for name, value in cluster.client_env.items()), flush=True)
     try:
         while all(process.poll() is None for process in cluster.processes):
             time.sleep(1.0)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray
 
 from baselines.searchers import AskTellSearch, make_scheduler
 from baselines.searchers.ray_tune import SyneTuneSearcher, SyneTuneTrialScheduler
@@ -39,12 +40,11 @@ def free_port(host: str = HEAD_IP) -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head and one worker node, 1 CPU each, on loopback; the test process gets the loopback-only settings."""
-    with environment(**LOOPBACK_ENV):
-        nodes = LoopbackCluster(port=free_port(), cpus_per_node=1, workers=1,
-                                temp_dir=tmp_path_factory.mktemp("ray"))
-        with nodes:
-            yield nodes
+    """A head and one worker node, 1 CPU each, on loopback; the test process gets the loopback-only settings and
+    the cluster's authentication token."""
+    nodes = LoopbackCluster(port=free_port(), cpus_per_node=1, workers=1, temp_dir=tmp_path_factory.mktemp("ray"))
+    with environment(**nodes.client_env), nodes:
+        yield nodes
 
 
 @pytest.fixture(scope="module")
@@ -277,22 +277,47 @@ def test_an_interrupted_experiment_resumes_without_losing_finished_trials(cluste
         main([*[a if a != "1e-3" else "2e-3" for a in args], "--resume"])
 
 
-def test_weight_sharing_search_on_two_actors_equals_the_single_process_search(cluster, tiny_bert_dir, glue_dir,
-                                                                               tmp_path):
-    supernet = tmp_path / "supernet"
+@pytest.fixture(scope="module")
+def ws_supernet(tiny_bert_dir, glue_dir, tmp_path_factory) -> Path:
+    supernet = tmp_path_factory.mktemp("supernet")
     assert main([
         "train-supernet", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
         str(supernet), "--epochs", "1", "--max-train-samples", "32", "--max-valid-samples", "40", "--lr", "1e-3",
         "--strategy", "sandwich", "--search-space", "small", "--threads", "1", "--no-progress",
     ]) == 0
-    flags = ["--supernet", str(supernet), "--max-test-samples", "48", "--threads", "1", "--no-progress",
-             "--num-samples", "10"]
+    return supernet
+
+
+SEARCH_COLUMNS = ["config", "valid_error", "test_error", "param_fraction", "pareto"]
+
+
+def search_flags(supernet: Path) -> list[str]:
+    return ["--supernet", str(supernet), "--max-test-samples", "48", "--threads", "1", "--no-progress",
+            "--num-samples", "10"]
+
+
+def test_weight_sharing_search_on_two_actors_equals_the_single_process_search(cluster, ws_supernet, tmp_path):
     ray_flags = ["--backend", "ray", "--eval-workers", "2", "--ray-address", cluster.address]
-    columns = ["config", "valid_error", "test_error", "param_fraction", "pareto"]
     for searcher, local_extra in (("random_search", []), ("morea", ["--search-batch", "2"])):
         local, remote = tmp_path / f"{searcher}-local", tmp_path / f"{searcher}-ray"
-        assert main(["search", *flags, "--searcher", searcher, "--output-dir", str(local), *local_extra]) == 0
-        assert main(["search", *flags, "--searcher", searcher, "--output-dir", str(remote), *ray_flags]) == 0
+        flags = [*search_flags(ws_supernet), "--searcher", searcher]
+        assert main(["search", *flags, "--output-dir", str(local), *local_extra]) == 0
+        assert main(["search", *flags, "--output-dir", str(remote), *ray_flags]) == 0
         expected, got = read_results(local / RESULTS_FILE), read_results(remote / RESULTS_FILE)
         assert len(got) == 10
-        pd.testing.assert_frame_equal(got[columns], expected[columns])
+        pd.testing.assert_frame_equal(got[SEARCH_COLUMNS], expected[SEARCH_COLUMNS])
+
+
+def test_without_an_address_a_private_loopback_ray_is_started(ws_supernet, tmp_path, monkeypatch):
+    """No cluster given: the search starts its own Ray on loopback with its own token, written nowhere."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where Ray would otherwise put a token file
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert main(["search", *search_flags(ws_supernet), "--output-dir", str(local)]) == 0
+    assert main(["search", *search_flags(ws_supernet), "--output-dir", str(remote), "--backend", "ray",
+                 "--eval-workers", "2"]) == 0
+    pd.testing.assert_frame_equal(read_results(remote / RESULTS_FILE)[SEARCH_COLUMNS],
+                                  read_results(local / RESULTS_FILE)[SEARCH_COLUMNS])
+    assert not (tmp_path / "home" / ".ray" / "auth_token").exists()
+    assert "RAY_AUTH_TOKEN" not in os.environ and not ray.is_initialized()
