@@ -63,17 +63,22 @@ class EvaluatorPool:
     @classmethod
     @contextlib.contextmanager
     def session(cls, spec: Any, workers: int, address: str | None = None, cpus: int = 1,
-                gpus: float = 0.0) -> Iterator["EvaluatorPool"]:
-        """Connect to Ray (or start a loopback-only local instance) and start ``workers`` evaluator actors."""
-        if workers < 1 or cpus < 1 or gpus < 0:
+                gpus: float | None = None) -> Iterator["EvaluatorPool"]:
+        """Connect to Ray (or start a loopback-only local instance) and start ``workers`` evaluator actors.
+
+        ``gpus=None``: one GPU per actor when the cluster has that many, else none.
+        """
+        if workers < 1 or cpus < 1 or (gpus is not None and gpus < 0):
             raise ValueError(f"need >= 1 evaluation worker with >= 1 CPU and >= 0 GPUs, got {workers}, {cpus}, {gpus}")
-        if gpus > 0:
-            spec = replace(spec, device="cuda")
         local_cpus = max(os.cpu_count() or 1, workers * cpus)  # a local instance never leaves actors waiting
         with ray_session(address, num_cpus=None if address else local_cpus):
             import ray
 
             available = ray.cluster_resources()
+            if gpus is None:
+                gpus = 1.0 if available.get("GPU", 0) >= workers else 0.0
+            if gpus > 0:
+                spec = replace(spec, device="cuda")
             if available.get("CPU", 0) < workers * cpus or available.get("GPU", 0) < workers * gpus:
                 raise ValueError(f"{workers} evaluation workers need {workers * cpus} CPUs and {workers * gpus} GPUs; "
                                  f"the Ray cluster has {available.get('CPU', 0)} and {available.get('GPU', 0)}")

@@ -455,7 +455,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     backend.add_argument("--ray-address", default=None,
                          help="HOST:PORT of a running Ray cluster (default: start a loopback-only Ray on this machine)")
     backend.add_argument("--cpus-per-worker", type=int, default=1, help="Ray: CPUs (torch threads) of each actor")
-    backend.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray: GPUs of each actor (>0: device cuda)")
+    backend.add_argument("--gpus-per-worker", type=float, default=None,
+                         help="Ray: GPUs of each actor, >0: device cuda (default: 1 when the cluster has a GPU per "
+                              "actor, else 0)")
 
 
 # ------------------------------------------------------------------------------------- evaluation backends
