@@ -392,24 +392,29 @@ def _boxplot_section(final: pd.DataFrame, by: str, title: str, ctx: _Context) ->
 
 
 def write_report(
-    results_dir_or_file: str | os.PathLike,
+    results_dir_or_file: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     size_objective: str | None = None,
     settings: ReportSettings | None = None,
 ) -> Path:
-    """Write report.md, report.html and figures/ for the results; return the path of report.md."""
+    """Write report.md, report.html and figures/ for the results (one or several files or folders, e.g. NAS
+    runs and pruning baselines); return the path of report.md."""
+    sources = ([results_dir_or_file] if isinstance(results_dir_or_file, (str, os.PathLike))
+               else list(results_dir_or_file))
+    if not sources:
+        raise ValueError("no results given")
     settings = settings or ReportSettings()
     if size_objective is not None:
         settings = replace(settings, size_objective=size_objective)
     hv_settings = settings.hypervolume()
-    frame = read_results(results_dir_or_file)
+    frame = pd.concat([read_results(source) for source in sources], ignore_index=True)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = _Context(out_dir, settings, method_colors(frame["method"].astype(str).unique()))
     title = "plm-nas results report"
     ctx.blocks += [
         Heading(title, 1),
-        Paragraph(f"Source: {results_dir_or_file}. {len(frame)} rows, {frame['run_id'].nunique()} runs, "
+        Paragraph(f"Source: {', '.join(str(source) for source in sources)}. {len(frame)} rows, {frame['run_id'].nunique()} runs, "
                   f"{frame['task'].nunique()} task(s), {len(frame[['kind', 'method']].drop_duplicates())} method(s) "
                   "(a method is a kind and method name)."),
         Paragraph(f"Hypervolume: {hv_settings.describe()}. The compared rows are all rows of the task except "
@@ -446,7 +451,8 @@ def write_report(
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``plm-nas report``."""
-    parser.add_argument("results", type=Path, help="a results.csv file or a folder searched for results files")
+    parser.add_argument("results", type=Path, nargs="+",
+                        help="results.csv files or folders searched for results files (several are combined)")
     parser.add_argument("--out", type=Path, required=True, help="folder for report.md, report.html and figures/")
     parser.add_argument("--size-objective", choices=SIZE_OBJECTIVES, default=None,
                         help="size column for fronts (default: the size objective the rows were searched with)")

@@ -196,12 +196,14 @@ FIGURES = ["ranks", "boxplot_strategy", "boxplot_search_space"] + [
 
 def test_report_from_synthetic_results_folder(tmp_path):
     frame = synthetic_results()
-    for task, part in frame.groupby("task"):
+    for task, part in frame.groupby("task"):  # one folder per task: the report combines several sources
         for run_id, run in part.groupby("run_id"):
-            write_atomic(run, tmp_path / "results" / task / run_id / "results.csv")
-    assert len(read_results(tmp_path / "results")) == 2 * 3 * 3 * 20
-    md_path = write_report(tmp_path / "results", tmp_path / "report", settings=ReportSettings(bootstrap_samples=200))
+            write_atomic(run, tmp_path / f"results-{task}" / run_id / "results.csv")
+    sources = [tmp_path / "results-mrpc", tmp_path / "results-stsb"]
+    assert sum(len(read_results(source)) for source in sources) == 2 * 3 * 3 * 20
+    md_path = write_report(sources, tmp_path / "report", settings=ReportSettings(bootstrap_samples=200))
     md = md_path.read_text()
+    assert f"Source: {sources[0]}, {sources[1]}. 360 rows" in md
     page = (tmp_path / "report" / "report.html").read_text()
     for name in FIGURES:
         for fmt in ("png", "pdf"):
