@@ -391,6 +391,21 @@ def _boxplot_section(final: pd.DataFrame, by: str, title: str, ctx: _Context) ->
     ctx.figure(fig, f"boxplot_{by}", f"Final hypervolume per run across {title} (one dot per run).")
 
 
+VARIANT_COLUMNS = ("strategy", "search_space")
+
+
+def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tell a method's variants apart: where one (kind, method) ran with several strategies or search spaces,
+    its rows are renamed e.g. ``random_search (standard, layer)``, so tables, ranks and curves do not pool them."""
+    frame = frame.copy()
+    for (_, method), rows in frame.groupby(["kind", "method"], sort=False):
+        values = rows[list(VARIANT_COLUMNS)].fillna("").astype(str)
+        varying = [column for column in VARIANT_COLUMNS if values[column].nunique() > 1]
+        if varying:
+            frame.loc[rows.index, "method"] = f"{method} (" + values[varying].agg(", ".join, axis=1) + ")"
+    return frame
+
+
 def write_report(
     results_dir_or_file: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -407,7 +422,7 @@ def write_report(
     if size_objective is not None:
         settings = replace(settings, size_objective=size_objective)
     hv_settings = settings.hypervolume()
-    frame = pd.concat([read_results(source) for source in sources], ignore_index=True)
+    frame = label_variants(pd.concat([read_results(source) for source in sources], ignore_index=True))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = _Context(out_dir, settings, method_colors(frame["method"].astype(str).unique()))

@@ -14,7 +14,7 @@ from benchmarks.results import COLUMNS, mark_pareto, read_results, write_atomic
 from plotting.hypervolume import best_so_far_rows
 from plotting.ranks import average_ranks, bootstrap_average_ranks
 from plotting.relative import relative_performance
-from plotting.report import ReportSettings, add_report_arguments, run_report, write_report
+from plotting.report import ReportSettings, add_report_arguments, label_variants, run_report, write_report
 from plotting.style import method_color, method_colors
 
 # --- ranks -------------------------------------------------------------------------------------------------------
@@ -246,3 +246,16 @@ def test_report_degrades_gracefully_and_cli(tmp_path):
     with pytest.raises(SystemExit):
         parser.parse_args([str(tmp_path), "--out", "x", "--size-objective", "latency"])
 
+
+
+def test_variants_of_a_method_are_named_apart_not_pooled():
+    frame = pd.DataFrame({
+        "kind": ["weight-sharing"] * 4 + ["standard"] * 2,
+        "method": ["random_search"] * 4 + ["random_search"] * 2,
+        "strategy": ["sandwich", "standard", "sandwich", "sandwich", "", ""],
+        "search_space": ["small", "small", "layer", "small", "small", "small"],
+    })
+    assert label_variants(frame)["method"].tolist() == [
+        "random_search (sandwich, small)", "random_search (standard, small)", "random_search (sandwich, layer)",
+        "random_search (sandwich, small)", "random_search", "random_search",
+    ]
