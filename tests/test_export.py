@@ -11,6 +11,7 @@ import torch
 from benchmarks.cli import main
 from benchmarks.export import EXPORT_FILE, SUBNETWORK_FILE, Pick, pick_rows
 from benchmarks.results import RESULTS_FILE, ResultRow, read_results, rows_to_frame
+from conftest import train_tiny_supernet
 from search_spaces import get_search_space
 from supernet.extract import load_extracted, load_extracted_masks
 from supernet.loading import load_model, load_tokenizer
@@ -23,12 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def search_run(tmp_path_factory, glue_dir, tiny_bert_dir) -> tuple[Path, Path]:
     """(super-network folder, search folder): a briefly trained tiny super-network and an 8-sample search."""
-    supernet = tmp_path_factory.mktemp("supernet")
-    assert main([
-        "train-supernet", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
-        str(supernet), "--epochs", "1", "--max-train-samples", "32", "--max-valid-samples", "32", "--lr", "1e-3",
-        "--strategy", "sandwich", "--search-space", "medium", "--threads", "1", "--no-progress",
-    ]) == 0
+    supernet = train_tiny_supernet(tmp_path_factory.mktemp("supernet"), tiny_bert_dir, glue_dir, "medium", 32)
     search = tmp_path_factory.mktemp("search")
     assert main([
         "search", "--supernet", str(supernet), "--output-dir", str(search), "--num-samples", "8",

@@ -26,6 +26,7 @@ from benchmarks.objectives import initial_design
 from benchmarks.ray_backend import HEAD_IP, LOOPBACK_ENV, LoopbackCluster, environment, loopback_host
 from benchmarks.ray_nas import RAY_DIR
 from benchmarks.results import RESULTS_FILE, read_results
+from conftest import train_tiny_supernet
 from search_spaces import get_search_space
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -281,13 +282,7 @@ def test_an_interrupted_experiment_resumes_without_losing_finished_trials(cluste
 
 @pytest.fixture(scope="module")
 def ws_supernet(tiny_bert_dir, glue_dir, tmp_path_factory) -> Path:
-    supernet = tmp_path_factory.mktemp("supernet")
-    assert main([
-        "train-supernet", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
-        str(supernet), "--epochs", "1", "--max-train-samples", "32", "--max-valid-samples", "40", "--lr", "1e-3",
-        "--strategy", "sandwich", "--search-space", "small", "--threads", "1", "--no-progress",
-    ]) == 0
-    return supernet
+    return train_tiny_supernet(tmp_path_factory.mktemp("supernet"), tiny_bert_dir, glue_dir)
 
 
 SEARCH_COLUMNS = ["config", "valid_error", "test_error", "param_fraction", "pareto"]

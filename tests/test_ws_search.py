@@ -21,6 +21,7 @@ from benchmarks.ws_search import (
     check_dataset_seed,
     check_searcher,
 )
+from conftest import train_tiny_supernet
 from search_spaces import cost_of, get_search_space
 from supernet.evaluation import evaluate
 from supernet.loading import load_model, load_tokenizer
@@ -35,14 +36,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def supernet_dir(tmp_path_factory, glue_dir, tiny_bert_dir) -> Path:
     """A super-network trained for one epoch (sandwich, small space) on 32 RTE examples, dataset seed 3."""
-    out = tmp_path_factory.mktemp("supernet")
-    assert main([
-        "train-supernet", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
-        str(out), "--epochs", "1", "--max-train-samples", "32", "--max-valid-samples", "40", "--lr", "1e-3",
-        "--dataset-seed", "3", "--strategy", "sandwich", "--search-space", "small", "--threads", "1",
-        "--no-progress",
-    ]) == 0
-    return out
+    return train_tiny_supernet(tmp_path_factory.mktemp("supernet"), tiny_bert_dir, glue_dir, "small", 40,
+                               "--dataset-seed", "3")
 
 
 def search(supernet_dir: Path, out: Path, *extra: str) -> pd.DataFrame:
