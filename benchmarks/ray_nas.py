@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(1 for result in grid if result.error is not None)
     trials = frame["config"].nunique() if len(frame) else 0
     print(
-        f"standard NAS on Ray: {trials} trial(s), {len(frame)} epoch row(s), "
+        f"standard NAS on Ray: {trials} distinct sub-network(s), {len(frame)} epoch row(s), "
         f"{int(frame['pareto'].sum()) if len(frame) else 0} on the front, {failed} failed, "
         f"{time.perf_counter() - started:.0f} s; results in {path}",
         flush=True,
