@@ -38,7 +38,7 @@ from supernet.evaluation import evaluate
 from supernet.model import SuperNetwork
 from supernet.probes import Probe, probe_sub_networks
 from supernet.rewire import RewireCallback
-from supernet.strategies import STRATEGIES, Strategy, check_options, get_strategy, strategy_options
+from supernet.strategies import STRATEGIES, SamplingStrategy, Strategy, check_options, get_strategy, strategy_options
 from supernet.training import Trainer, TrainerCallback
 
 SUPERNET_DIR = "supernet"
@@ -141,9 +141,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--temperature", type=float, default=None, help="distillation temperature of kd and full (default 10)"
     )
     parser.add_argument(
-        "--rewire", action="store_true",
-        help="when sub-networks join (after --full-warmup), reorder every layer's heads and units by Fisher "
-             "importance so that prefix sub-networks keep the most important ones",
+        "--rewire", action=argparse.BooleanOptionalAction, default=True,
+        help="when sub-networks join (after --full-warmup; for 'standard' after training), reorder every layer's "
+             "heads and units by Fisher importance so that prefix sub-networks keep the most important ones "
+             "(default: on)",
     )
     parser.add_argument(
         "--rewire-examples", type=int, default=256, help="training examples the importance is measured on (default 256)"
@@ -160,7 +161,7 @@ def strategy_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def rewire_callback(args: argparse.Namespace, setup: Setup, strategy: Strategy, total_steps: int) -> RewireCallback | None:
-    """With ``--rewire``: reorder heads and units by Fisher importance at the step sub-networks join."""
+    """With ``--rewire``: reorder heads and units by Fisher importance when sub-networks join (else at the end)."""
     if not args.rewire:
         return None
     if args.rewire_examples < 1:
@@ -168,8 +169,8 @@ def rewire_callback(args: argparse.Namespace, setup: Setup, strategy: Strategy, 
     train = setup.loaders["train"]
     sample = Subset(train.dataset, range(min(args.rewire_examples, len(train.dataset))))
     batches = list(DataLoader(sample, batch_size=args.eval_batch_size, shuffle=False, collate_fn=train.collate_fn))
-    warmup = getattr(strategy, "full_warmup", 0.0)
-    return RewireCallback(math.ceil(warmup * total_steps), fisher_importance, batches)
+    at_step = math.ceil(strategy.full_warmup * total_steps) if isinstance(strategy, SamplingStrategy) else total_steps
+    return RewireCallback(at_step, fisher_importance, batches)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     )
     rewiring = rewire_callback(args, setup, strategy, trainer.total_steps)
     if rewiring is not None:
-        trainer.callbacks.append(rewiring)
+        trainer.callbacks.insert(0, rewiring)
     history = trainer.fit(resume=args.resume)
     supernet.reset()
 

@@ -101,8 +101,11 @@ def rewire(
 class RewireCallback(TrainerCallback):
     """Rewire the super-network once, before training step ``at_step``, by ``importance`` over ``batches``.
 
-    ``batches`` must not come from the training loader itself (that would advance its shuffling): pass a
-    fixed, unshuffled sample of training batches. The epoch in which it happened records ``rewired_at_step``.
+    ``at_step`` equal to the run's total steps rewires after the last step (for plain fine-tuning, whose
+    sub-networks are only searched afterwards). ``batches`` must not come from the training loader itself
+    (that would advance its shuffling): pass a fixed, unshuffled sample of training batches. The epoch in
+    which it happened records ``rewired_at_step``; a resumed run past that step does not rewire again.
+    Put it before validation callbacks, so that an epoch-end rewiring is what they score.
     """
 
     def __init__(self, at_step: int, importance: ImportanceFn, batches: list[Mapping[str, torch.Tensor]]) -> None:
@@ -113,14 +116,18 @@ class RewireCallback(TrainerCallback):
         self.batches = batches
         self.applied: Rewiring | None = None
 
-    def on_step_begin(self, trainer: Trainer, step: int) -> None:
-        if step != self.at_step:
-            return
+    def _apply(self, trainer: Trainer) -> None:
         model = trainer.supernet.model
         head_scores, unit_scores = self.importance(model, self.batches)
         self.applied = rewire(model, head_scores, unit_scores, trainer.optimizer)
 
+    def on_step_begin(self, trainer: Trainer, step: int) -> None:
+        if step == self.at_step:
+            self._apply(trainer)
+
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> dict[str, Any] | None:
-        if self.applied is not None and (epoch - 1) * trainer.steps_per_epoch <= self.at_step < trainer.step:
+        if trainer.step == self.at_step == trainer.total_steps:
+            self._apply(trainer)
+        if self.applied is not None and (epoch - 1) * trainer.steps_per_epoch <= self.at_step <= trainer.step:
             return {"rewired_at_step": self.at_step}
         return None

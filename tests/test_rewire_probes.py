@@ -159,3 +159,15 @@ def test_rewire_callback_fires_once_when_sub_networks_join_and_is_recorded():
     assert [record.get("rewired_at_step") for record in history] == [None, 4]
     assert callback.applied is not None and callback.applied.heads.shape == (supernet.shape.num_layers,
                                                                             supernet.shape.num_heads)
+
+
+def test_rewire_callback_at_the_total_steps_rewires_after_training_before_validation():
+    model = tiny_model("bert-seq")
+    supernet = SuperNetwork(model)
+    batches = _Loader({**_batch(seed), "labels": torch.tensor([0, 1, 2, 1])} for seed in range(3))
+    callback = RewireCallback(at_step=6, importance=lambda m, b: _scores(supernet.shape), batches=list(batches))
+    trainer = Trainer(supernet, get_strategy("standard"), batches, TrainerConfig(epochs=2, lr=1e-3, progress=False),
+                      callbacks=[callback])
+    history = trainer.fit()
+    assert [record.get("rewired_at_step") for record in history] == [None, 6]
+    assert callback.applied is not None

@@ -14,6 +14,7 @@ from search_spaces.masks import SubNetworkMasks
 from supernet.model import SuperNetwork
 from supernet.strategies import (
     STRATEGIES,
+    Pass,
     distillation_loss,
     get_strategy,
     random_probability,
@@ -81,8 +82,8 @@ def gradients(supernet: SuperNetwork) -> dict[str, torch.Tensor]:
     }
 
 
-def run_step(strategy_name: str, supernet: SuperNetwork, batch, step: int = 0, total: int = 10, **options):
-    """One step from zero gradients; returns (loss, recorded masks, gradients)."""
+def run_step(strategy_name: str, supernet: SuperNetwork, batch, step: int = 5, total: int = 10, **options):
+    """One step from zero gradients (by default past the full-network warm-up); returns (loss, masks, gradients)."""
     space = get_search_space("small", supernet.shape)
     strategy = get_strategy(strategy_name, space, **options)
     supernet.zero_grad(set_to_none=True)
@@ -110,10 +111,11 @@ def assert_grads_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
 
 def test_registry_holds_the_six_strategies_and_rejects_unused_options():
     assert list(STRATEGIES) == ["standard", "random", "linear_random", "sandwich", "kd", "full"]
-    assert strategy_options("sandwich") == {"num_random": 2}
-    assert strategy_options("full") == {"num_random": 2, "temperature": 10.0}
-    assert strategy_options("kd") == {"num_random": 1, "temperature": 10.0}
-    assert strategy_options("random") == {"num_random": 1}
+    assert strategy_options("sandwich") == {"num_random": 2, "full_warmup": 0.3}
+    assert strategy_options("full") == {"num_random": 2, "full_warmup": 0.3, "temperature": 10.0}
+    assert strategy_options("kd") == {"num_random": 1, "full_warmup": 0.3, "temperature": 10.0}
+    assert strategy_options("random") == {"num_random": 1, "full_warmup": 0.3}
+    assert strategy_options("linear_random") == {"num_random": 1, "full_warmup": 0.0}
     assert strategy_options("standard") == {}
     space = get_search_space("small", tiny_supernet().shape)
     assert get_strategy("kd", space, num_random=None, temperature=None).temperature == 10.0
@@ -271,3 +273,21 @@ def test_full_network_is_active_again_after_a_failing_step():
     with pytest.raises((ValueError, RuntimeError)):
         strategy.step_loss(supernet, bad, 0, 10, np.random.default_rng(0))
     assert supernet.active_masks is None
+
+
+@pytest.mark.parametrize("name", ["random", "sandwich", "kd", "full"])
+def test_full_warmup_trains_the_full_network_alone_first(name):
+    """The first ``full_warmup`` share of steps is one full-network pass with the task loss, drawing nothing."""
+    supernet, batch = tiny_supernet(), make_batch()
+    space = get_search_space("small", supernet.shape)
+    strategy = get_strategy(name, space, full_warmup=0.25)
+    rng = np.random.default_rng(SEED)
+    assert [strategy.passes(step, 8, rng) for step in (0, 1)] == [[Pass(None)], [Pass(None)]]
+    assert rng.bit_generator.state == np.random.default_rng(SEED).bit_generator.state
+    assert len(strategy.passes(2, 8, rng)) == len(strategy.plan(2, 8, np.random.default_rng(SEED)))
+    warm_loss, _, warm_grads = run_step(name, supernet, batch, step=1, total=8, full_warmup=0.25)
+    plain_loss, _, plain_grads = run_step("standard", supernet, batch, step=1, total=8)
+    assert warm_loss == pytest.approx(plain_loss)
+    assert_grads_close(warm_grads, plain_grads)
+    with pytest.raises(ValueError, match=r"full_warmup must be in \[0, 1\)"):
+        get_strategy(name, space, full_warmup=1.0)

@@ -85,13 +85,18 @@ class Strategy(ABC):
         raise NotImplementedError(f"strategy {self.name!r} does not distil")
 
 
+# Share of the steps that train the full network alone before sub-networks join. Without it, sub-networks
+# train against a random classifier and pull the full network off the task (docs/supernet-training.md).
+DEFAULT_FULL_WARMUP = 0.3
+
+
 @dataclass
 class SamplingStrategy(Strategy, ABC):
     """A strategy that draws sub-networks from a search space (``search_space.sample(rng)``)."""
 
     search_space: Any = None
     num_random: int = 1
-    full_warmup: float = 0.0
+    full_warmup: float = DEFAULT_FULL_WARMUP
     min_random: ClassVar[int] = 1  # strategies that train other networks besides may allow 0
 
     def __post_init__(self) -> None:

@@ -20,6 +20,7 @@ class LinearRandomStrategy(SamplingStrategy):
     """With probability :func:`random_probability` ``num_random`` (default 1) random sub-networks, else the full one."""
 
     name = "linear_random"
+    full_warmup: float = 0.0  # its schedule already starts from the full network
 
     def plan(self, step: int, total_steps: int, rng: np.random.Generator) -> list[Pass]:
         if rng.random() < random_probability(step, total_steps):
