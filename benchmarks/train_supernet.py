@@ -150,6 +150,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rewire-examples", type=int, default=256, help="training examples the importance is measured on (default 256)"
     )
     parser.add_argument(
+        "--sub-network-loss-weight", type=float, default=None,
+        help="weight of each sub-network pass's loss against the full network's (default 1: summed losses)",
+    )
+    parser.add_argument(
         "--full-warmup", type=float, default=None,
         help="share of the training steps that train the full network alone before sub-networks join",
     )
@@ -157,7 +161,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def strategy_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The strategy options given on the command line (``None``: the strategy's default)."""
-    return {"num_random": args.num_random, "temperature": args.temperature, "full_warmup": args.full_warmup}
+    return {"num_random": args.num_random, "temperature": args.temperature, "full_warmup": args.full_warmup,
+            "sub_network_loss_weight": args.sub_network_loss_weight}
 
 
 def rewire_callback(args: argparse.Namespace, setup: Setup, strategy: Strategy, total_steps: int) -> RewireCallback | None:

@@ -111,11 +111,12 @@ def assert_grads_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
 
 def test_registry_holds_the_six_strategies_and_rejects_unused_options():
     assert list(STRATEGIES) == ["standard", "random", "linear_random", "sandwich", "kd", "full"]
-    assert strategy_options("sandwich") == {"num_random": 2, "full_warmup": 0.3}
-    assert strategy_options("full") == {"num_random": 2, "full_warmup": 0.3, "temperature": 10.0}
-    assert strategy_options("kd") == {"num_random": 1, "full_warmup": 0.3, "temperature": 10.0}
-    assert strategy_options("random") == {"num_random": 1, "full_warmup": 0.3}
-    assert strategy_options("linear_random") == {"num_random": 1, "full_warmup": 0.0}
+    common = {"full_warmup": 0.3, "sub_network_loss_weight": 1.0}
+    assert strategy_options("sandwich") == {"num_random": 2, **common}
+    assert strategy_options("full") == {"num_random": 2, **common, "temperature": 10.0}
+    assert strategy_options("kd") == {"num_random": 1, **common, "temperature": 10.0}
+    assert strategy_options("random") == {"num_random": 1, **common}
+    assert strategy_options("linear_random") == {"num_random": 1, **common, "full_warmup": 0.0}
     assert strategy_options("standard") == {}
     space = get_search_space("small", tiny_supernet().shape)
     assert get_strategy("kd", space, num_random=None, temperature=None).temperature == 10.0
@@ -291,3 +292,16 @@ def test_full_warmup_trains_the_full_network_alone_first(name):
     assert_grads_close(warm_grads, plain_grads)
     with pytest.raises(ValueError, match=r"full_warmup must be in \[0, 1\)"):
         get_strategy(name, space, full_warmup=1.0)
+
+
+def test_sub_network_loss_weight_scales_sub_network_passes_only():
+    """Weight w: the step's loss and gradients are the full pass's plus w times the sub-networks' ones."""
+    supernet, batch = tiny_supernet(), make_batch()
+    one_loss, _, one_grads = run_step("sandwich", supernet, batch)
+    half_loss, _, half_grads = run_step("sandwich", supernet, batch, sub_network_loss_weight=0.5)
+    full_loss, _, full_grads = run_step("standard", supernet, batch)
+    assert half_loss == pytest.approx(full_loss + 0.5 * (one_loss - full_loss), rel=1e-5)
+    expected = {name: full_grads[name] + 0.5 * (one_grads[name] - full_grads[name]) for name in one_grads}
+    assert_grads_close(half_grads, expected)
+    with pytest.raises(ValueError, match="sub_network_loss_weight must be positive"):
+        get_strategy("sandwich", get_search_space("small", supernet.shape), sub_network_loss_weight=0.0)

@@ -67,6 +67,8 @@ class Strategy(ABC):
                     loss = distillation_loss(logits, teacher, labels, self.distill_temperature, regression)
                 else:
                     loss = task_loss(logits, labels, regression)
+                if current.masks is not None:
+                    loss = loss * self.sub_network_weight
                 loss.backward()
                 total += float(loss.detach())
                 if current.masks is None:
@@ -74,6 +76,11 @@ class Strategy(ABC):
         finally:
             supernet.set_sub_network(None)
         return total
+
+    @property
+    def sub_network_weight(self) -> float:
+        """Weight of a sub-network pass's loss against the full network's (1: the paper's plain sum)."""
+        return 1.0
 
     def passes(self, step: int, total_steps: int, rng: np.random.Generator) -> list[Pass]:
         """The passes step ``step`` runs: :meth:`plan`, unless a subclass puts something before it."""
@@ -97,6 +104,7 @@ class SamplingStrategy(Strategy, ABC):
     search_space: Any = None
     num_random: int = 1
     full_warmup: float = DEFAULT_FULL_WARMUP
+    sub_network_loss_weight: float = 1.0
     min_random: ClassVar[int] = 1  # strategies that train other networks besides may allow 0
 
     def __post_init__(self) -> None:
@@ -106,6 +114,12 @@ class SamplingStrategy(Strategy, ABC):
             raise ValueError(f"strategy {self.name!r} needs num_random >= {self.min_random}, got {self.num_random}")
         if not 0.0 <= self.full_warmup < 1.0:
             raise ValueError(f"full_warmup must be in [0, 1), got {self.full_warmup}")
+        if not self.sub_network_loss_weight > 0:
+            raise ValueError(f"sub_network_loss_weight must be positive, got {self.sub_network_loss_weight}")
+
+    @property
+    def sub_network_weight(self) -> float:
+        return self.sub_network_loss_weight
 
     def passes(self, step: int, total_steps: int, rng: np.random.Generator) -> list[Pass]:
         """The full network alone for the first ``full_warmup`` share of steps, then :meth:`plan`.
