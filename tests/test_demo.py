@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmarks.cli import main
-from benchmarks.latency import measure_latency
+from benchmarks.perf.latency import measure_latency
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import experiments
-from benchmarks.experiments import CPU_GRID, DONE_MARKER, PAPER_GRID, expand, get_grid, restrict
+from benchmarks.commands import experiments
+from benchmarks.commands.experiments import CPU_GRID, DONE_MARKER, PAPER_GRID, expand, get_grid, restrict
 
 
 def test_cpu_grid_has_three_seeds_three_searchers_both_kinds():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.cli import main
-from benchmarks.export import EXPORT_FILE, SUBNETWORK_FILE, Pick, pick_rows
+from benchmarks.commands.export import EXPORT_FILE, SUBNETWORK_FILE, Pick, pick_rows
 from benchmarks.results import RESULTS_FILE, ResultRow, read_results, rows_to_frame
 from conftest import train_tiny_supernet
 from search_spaces import get_search_space

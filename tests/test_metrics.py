@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.metrics import (
+from benchmarks.tasks.metrics import (
     METRICS,
     accuracy,
     compute_metrics,
@@ -17,7 +17,7 @@ from benchmarks.metrics import (
     predictions_from_logits,
     spearman,
 )
-from benchmarks.tasks import custom_task
+from benchmarks.tasks.registry import custom_task
 
 # Binary example: predictions [1, 1, 0, 1, 0] against labels [1, 0, 0, 1, 1]
 # TP = 2 (positions 0, 3), FP = 1 (1), TN = 1 (2), FN = 1 (4).

@@ -349,7 +349,7 @@ def finetuned_dir(tmp_path_factory):
 
 
 def run_prune(method: str, finetuned_dir, glue_dir, output_dir, *extra: str):
-    from benchmarks import prune
+    from benchmarks.commands import prune
     from benchmarks.results import read_results
 
     parser = argparse.ArgumentParser()
@@ -409,8 +409,8 @@ def test_prune_head_prune_end_to_end(finetuned_dir, glue_dir, tmp_path):
 
 
 def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_dir, glue_dir, tmp_path):
-    from benchmarks.data import load_splits, make_dataloaders
-    from benchmarks.metrics import metrics_fn
+    from benchmarks.tasks.data import load_splits, make_dataloaders
+    from benchmarks.tasks.metrics import metrics_fn
     from supernet.evaluation import evaluate
     from supernet.extract import load_extracted
     from supernet.loading import load_tokenizer
@@ -437,7 +437,7 @@ def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_di
 
 
 def test_prune_rejects_bad_arguments(finetuned_dir, glue_dir, tmp_path):
-    from benchmarks import prune
+    from benchmarks.commands import prune
 
     with pytest.raises(ValueError, match="--budgets"):
         run_prune("rfp", finetuned_dir, glue_dir, tmp_path, "--budgets", "0", "0.5")
@@ -450,7 +450,7 @@ def test_prune_rejects_bad_arguments(finetuned_dir, glue_dir, tmp_path):
 def test_pruning_uses_the_fine_tuned_models_split_seed(tmp_path):
     import json
 
-    from benchmarks.prune import finetuned_dataset_seed
+    from benchmarks.commands.prune import finetuned_dataset_seed
 
     (tmp_path / "run.json").write_text(json.dumps({"arguments": {"dataset_seed": 3}}))
     assert finetuned_dataset_seed(tmp_path, None, force=False) == 3

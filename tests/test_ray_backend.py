@@ -1,6 +1,6 @@
 """The Ray backend on a real two-node Ray cluster bound to loopback addresses (127.0.0.2 head, 127.0.0.3 worker).
 
-Every Ray process here runs with :data:`benchmarks.ray_backend.LOOPBACK_ENV` (proxies on a closed loopback port,
+Every Ray process here runs with :data:`benchmarks.ray_cluster.LOOPBACK_ENV` (proxies on a closed loopback port,
 usage reports to loopback), so no test contacts a non-loopback address.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from baselines.searchers import AskTellSearch, make_scheduler
 from baselines.searchers.ray_tune import SyneTuneSearcher, SyneTuneTrialScheduler
 from benchmarks.cli import main
 from benchmarks.objectives import initial_design
-from benchmarks.ray_backend import HEAD_IP, LOOPBACK_ENV, LoopbackCluster, environment, loopback_host
-from benchmarks.ray_nas import RAY_DIR
+from benchmarks.ray_cluster import HEAD_IP, LOOPBACK_ENV, LoopbackCluster, environment, loopback_host
+from benchmarks.nas.ray_backend import RAY_DIR
 from benchmarks.results import RESULTS_FILE, read_results
 from conftest import train_tiny_supernet
 from search_spaces import get_search_space

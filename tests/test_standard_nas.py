@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from benchmarks.cli import main
-from benchmarks.export import Pick, export
-from benchmarks.nas_trial import BEST_MODEL_DIR, TrialSettings, run_trial
+from benchmarks.commands.export import Pick, export
+from benchmarks.nas.trial import BEST_MODEL_DIR, TrialSettings, run_trial
 from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, read_results
-from benchmarks.standard_nas import (
+from benchmarks.commands.nas import (
     SETTINGS_FILE,
     SYNE_TUNE_DIR,
     TrialLimit,

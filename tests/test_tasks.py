@@ -10,8 +10,8 @@ import datasets
 import pytest
 import torch
 
-from benchmarks import data
-from benchmarks.data import (
+from benchmarks.tasks import data
+from benchmarks.tasks.data import (
     data_source,
     load_official_splits,
     load_splits,
@@ -20,8 +20,8 @@ from benchmarks.data import (
     subsample,
     tokenize_split,
 )
-from benchmarks.metrics import METRICS
-from benchmarks.tasks import METRIC_NAMES, TASK_NAMES, TaskSpec, custom_task, get_task
+from benchmarks.tasks.metrics import METRICS
+from benchmarks.tasks.registry import METRIC_NAMES, TASK_NAMES, TaskSpec, custom_task, get_task
 
 # ------------------------------------------------------------------------------------------------ registry
 

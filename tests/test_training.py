@@ -238,7 +238,7 @@ def common_argv(model_dir, glue_dir, output_dir, epochs: int) -> list[str]:
 
 
 def validation_loader(model_dir, glue_dir):
-    from benchmarks.data import load_splits, make_dataloaders
+    from benchmarks.tasks.data import load_splits, make_dataloaders
     from supernet.loading import load_tokenizer
 
     splits = load_splits("rte", data_dir=glue_dir, seed=1, max_valid_samples=32, max_train_samples=32)
@@ -246,7 +246,7 @@ def validation_loader(model_dir, glue_dir):
 
 
 def test_finetune_end_to_end(tiny_model_dir, glue_dir, tmp_path):
-    from benchmarks import finetune
+    from benchmarks.commands import finetune
 
     out = tmp_path / "ft"
     assert finetune.run(parse(finetune, common_argv(tiny_model_dir, glue_dir, out, epochs=2))) == 0
@@ -270,7 +270,7 @@ def test_finetune_end_to_end(tiny_model_dir, glue_dir, tmp_path):
 
 
 def test_train_supernet_end_to_end_and_resume(tiny_model_dir, glue_dir, tmp_path, monkeypatch):
-    from benchmarks import train_supernet
+    from benchmarks.commands import train_supernet
 
     extra = ["--search-space", "small", "--strategy", "kd", "--num-random", "2", "--temperature", "4"]
     straight = tmp_path / "straight"
@@ -320,7 +320,7 @@ def test_train_supernet_end_to_end_and_resume(tiny_model_dir, glue_dir, tmp_path
 
 
 def test_train_supernet_rejects_options_its_strategy_ignores(tiny_model_dir, glue_dir, tmp_path):
-    from benchmarks import train_supernet
+    from benchmarks.commands import train_supernet
 
     argv = common_argv(tiny_model_dir, glue_dir, tmp_path, 1) + ["--strategy", "sandwich", "--temperature", "3"]
     with pytest.raises(ValueError, match="does not use temperature"):

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from benchmarks.cli import main
-from benchmarks.data import load_splits, make_dataloaders, subsample
-from benchmarks.metrics import compute_metrics
+from benchmarks.tasks.data import load_splits, make_dataloaders, subsample
+from benchmarks.tasks.metrics import compute_metrics
 from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, read_results
-from benchmarks.ws_search import (
+from benchmarks.commands.search import (
     Budget,
     Evaluation,
     ResultsTable,

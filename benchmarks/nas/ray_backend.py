@@ -2,7 +2,7 @@
 
 The search stays with our Syne Tune schedulers (:mod:`baselines.searchers.ray_tune` adapts them to Ray Tune);
 Ray Tune places trials on the cluster's nodes, ``--workers`` at a time, each with ``--cpus-per-trial`` CPUs
-and ``--gpus-per-trial`` GPUs. Every trial runs :func:`benchmarks.nas_trial.run_trial`, saving the trainer's
+and ``--gpus-per-trial`` GPUs. Every trial runs :func:`benchmarks.nas.trial.run_trial`, saving the trainer's
 exact state after each epoch and reporting the epoch with that state as a Ray checkpoint; a trial whose
 worker dies is restarted from its last checkpoint (``--max-failures`` times), and ``--resume`` continues an
 interrupted experiment (``Tuner.restore``: finished trials are kept, unfinished ones continue from their
@@ -26,10 +26,10 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benchmarks.nas_trial import TrialSettings, run_trial
+from benchmarks.nas.trial import TrialSettings, run_trial
 from benchmarks.results import RESULTS_FILE, read_results
 from benchmarks.runinfo import write_run_info
-from benchmarks.standard_nas import (
+from benchmarks.commands.nas import (
     SETTINGS_FILE,
     EpochRows,
     RowMaker,
@@ -142,7 +142,7 @@ def settings_changes(stored: TrialSettings, settings: TrialSettings) -> dict[str
 
 def run(args: argparse.Namespace) -> int:
     """Run (or resume) the tuning job on Ray; write results.csv, run.json and the trial settings."""
-    from benchmarks.ray_backend import ray_session, require_ray
+    from benchmarks.ray_cluster import ray_session, require_ray
     from baselines.searchers import SEARCHERS
     from baselines.searchers.ray_tune import ray_search
 

@@ -1,6 +1,6 @@
 """Inference speed of sub-networks computed three ways: masked (zeroing), sliced (super-network), extracted.
 
-Run ``python -m benchmarks.speed [--model minilm] [--batches 5] [--batch-size 32] [--seq-len 128]
+Run ``python -m benchmarks.perf.speed [--model minilm] [--batches 5] [--batch-size 32] [--seq-len 128]
 [--threads N] [--clock wall|cpu] [--out speed.md]``. It times eval-mode, no-grad forward passes over fixed
 random token ids (no data needed) for the full model and for ``small``-space sub-networks that keep every
 layer and scale heads and units to about 75%, 50% and 25% of the encoder MACs, and prints (and optionally

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.cli import main as cli_main
-from benchmarks.latency import measure_latency
+from benchmarks.perf.latency import measure_latency
 from benchmarks.results import write_atomic
 from plotting.report import Cell, Table
 
@@ -55,7 +55,7 @@ def _stage(name: str, argv: list[str]) -> None:
 def measure_exported(models_dir: Path, task: str, data_dir: str | None, examples: int,
                      batch_size: int = 32, device: str = "auto") -> pd.DataFrame:
     """Latency of each exported model on the first ``examples`` test examples, beside its size and errors."""
-    from benchmarks.data import load_official_splits, make_dataloaders
+    from benchmarks.tasks.data import load_official_splits, make_dataloaders
     from supernet.extract import load_extracted
     from supernet.loading import load_tokenizer, resolve_device
 

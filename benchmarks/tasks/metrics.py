@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from benchmarks.tasks import TaskSpec, get_task
+from benchmarks.tasks.registry import TaskSpec, get_task
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 

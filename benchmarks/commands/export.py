@@ -169,7 +169,7 @@ class SuperNetSource:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "SuperNetSource":
         """``path`` is a ``train-supernet`` output folder or its ``supernet/`` subfolder."""
-        from benchmarks.train_supernet import SUPERNET_DIR, SUPERNET_INFO_FILE, read_supernet_info
+        from benchmarks.commands.train_supernet import SUPERNET_DIR, SUPERNET_INFO_FILE, read_supernet_info
         from supernet.loading import load_model, load_tokenizer, model_shape
 
         folder = Path(path)
@@ -204,7 +204,7 @@ def export_weight_sharing(row: pd.Series, source: SuperNetSource, target: Path) 
 
 def saved_trial_models(root: Path) -> dict[tuple[str, int], Path]:
     """(config key, epoch) -> folder of every best-epoch model saved by standard-NAS trials below ``root``."""
-    from benchmarks.nas_trial import BEST_MODEL_DIR, TRIAL_INFO_FILE
+    from benchmarks.nas.trial import BEST_MODEL_DIR, TRIAL_INFO_FILE
 
     found: dict[tuple[str, int], Path] = {}
     for info_path in sorted(root.rglob(f"{BEST_MODEL_DIR}/{TRIAL_INFO_FILE}")):

@@ -1,7 +1,7 @@
 """One standard-NAS trial: fine-tune one sub-network of the pre-trained model on its own, report every epoch.
 
 Syne Tune's ``LocalBackend`` runs this file as a script, one process per trial, as
-``python REPO/benchmarks/nas_trial.py --st_config_json_filename TRIAL/config.json --st_checkpoint_dir DIR``
+``python REPO/benchmarks/nas/trial.py --st_config_json_filename TRIAL/config.json --st_checkpoint_dir DIR``
 (``plm-nas nas`` puts the project on ``PYTHONPATH`` for the trials it starts; do the same to run one by hand).
 The config (one key per hyperparameter, 9k keys in the ``large`` space) comes as a JSON file rather than on
 the command line. Everything else a trial needs (model, task, optimisation protocol, threads) is in a
@@ -147,9 +147,9 @@ def run_trial(
     returned list then holds only the epochs trained in this call.
     """
     # Imported here: only a running trial needs them, not `plm-nas nas`, which imports TrialSettings.
-    from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
-    from benchmarks.metrics import metrics_fn
-    from benchmarks.tasks import get_task
+    from benchmarks.tasks.data import AUTO, load_splits, make_dataloaders, subsample
+    from benchmarks.tasks.metrics import metrics_fn
+    from benchmarks.tasks.registry import get_task
     from search_spaces import get_search_space
     from supernet.evaluation import evaluate
     from supernet.extract import extract_sub_network

@@ -17,11 +17,11 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from benchmarks.data import AUTO, DEFAULT_MAX_LENGTH, load_splits, make_dataloaders
-from benchmarks.metrics import metrics_fn
+from benchmarks.tasks.data import AUTO, DEFAULT_MAX_LENGTH, load_splits, make_dataloaders
+from benchmarks.tasks.metrics import metrics_fn
 from benchmarks.results import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
-from benchmarks.tasks import TaskSpec, get_task
+from benchmarks.tasks.registry import TaskSpec, get_task
 from supernet.evaluation import EvaluationResult, evaluate
 from supernet.loading import DEFAULT_MODEL, load_model, load_tokenizer, resolve_device
 from supernet.model import SuperNetwork

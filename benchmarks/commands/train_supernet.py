@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from benchmarks.finetune import (
+from benchmarks.commands.finetune import (
     CHECKPOINT_DIR,
     METRICS_FILE,
     Setup,
@@ -94,7 +94,7 @@ def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, 
 
 def _resolved_data_dir(task: str, data_dir: str | None) -> str | None:
     """The absolute local data folder the run read (``--data-dir`` or ``GLUE_DIR``), or None for the hub."""
-    from benchmarks.data import local_data_dir
+    from benchmarks.tasks.data import local_data_dir
 
     folder = local_data_dir(task, data_dir)
     return str(Path(folder).resolve()) if folder is not None else None

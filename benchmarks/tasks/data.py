@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from benchmarks.tasks import GLUE_HUB_PATH, LABEL, LocalFormat, TaskSpec, get_task, read_table
+from benchmarks.tasks.registry import GLUE_HUB_PATH, LABEL, LocalFormat, TaskSpec, get_task, read_table
 
 SPLITS = ("train", "validation", "test")
 AUTO: Literal["auto"] = "auto"

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
+from benchmarks.runinfo import PROJECT_ROOT
+
 HEAD_IP = "127.0.0.2"
 WORKER_IP = "127.0.0.3"
 _CLOSED_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens, requests fail at once
@@ -51,7 +53,6 @@ FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"
                  "GLUE_DIR")
 # Ray Tune warns on every experiment snapshot that a per-epoch checkpoint forces; those are intended here.
 DRIVER_ENV = {"TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def require_ray() -> None:
@@ -98,7 +99,7 @@ def environment(**variables: str) -> Iterator[None]:
 def reload_ray_auth_settings() -> None:
     """Make Ray read ``RAY_AUTH_MODE``/``RAY_AUTH_TOKEN`` again (it caches them when first imported).
 
-    Needed when this process changed them after importing Ray (tests, :mod:`benchmarks.backend_timing`);
+    Needed when this process changed them after importing Ray (tests, :mod:`benchmarks.perf.backend_timing`);
     Ray has no public call for it, so this uses the two its own token set-up uses.
     """
     from ray._raylet import AuthenticationTokenLoader, Config
@@ -242,7 +243,7 @@ print(sum(1 for node in ray.nodes() if node["Alive"]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.ray_backend``: run a loopback cluster in the foreground until Ctrl-C."""
+    """``python -m benchmarks.ray_cluster``: run a loopback cluster in the foreground until Ctrl-C."""
     import argparse
 
     parser = argparse.ArgumentParser(description="start a loopback-only Ray cluster (head 127.0.0.2, workers 127.0.0.3..)")

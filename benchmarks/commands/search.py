@@ -7,7 +7,7 @@ would put training examples into it; ``--force`` overrides the check). A config 
 re-evaluated: the searcher is told its cached result and no row is added. The budget counts evaluated
 (distinct) sub-networks, ``--num-samples`` (default 100, as in the paper), and/or seconds (``--max-wallclock``).
 At the end the Pareto set (validation error, size objective) is scored on the test split, each test error in
-its own row. ``--backend ray --eval-workers N`` scores on N Ray actors (:mod:`benchmarks.ray_search`); the
+its own row. ``--backend ray --eval-workers N`` scores on N Ray actors (:mod:`benchmarks.ws.ray_actors`); the
 searcher then proposes ``--search-batch`` sub-networks (default N) before it is told their results, and the
 run equals a single-process run with the same seed and search batch.
 
@@ -301,10 +301,10 @@ class ScorerSpec:
 
     def build(self, source: Any = None) -> SubNetworkScorer:
         """Load the data (and the super-network unless ``source`` is given) and return the scorer."""
-        from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
-        from benchmarks.export import SuperNetSource
-        from benchmarks.metrics import metrics_fn
-        from benchmarks.tasks import get_task
+        from benchmarks.tasks.data import AUTO, load_splits, make_dataloaders, subsample
+        from benchmarks.commands.export import SuperNetSource
+        from benchmarks.tasks.metrics import metrics_fn
+        from benchmarks.tasks.registry import get_task
         from search_spaces import get_search_space
         from supernet.model import SuperNetwork
 
@@ -474,7 +474,7 @@ def local_evaluation(args: argparse.Namespace, spec: "ScorerSpec", scorer: "SubN
 @contextlib.contextmanager
 def ray_evaluation(args: argparse.Namespace, spec: "ScorerSpec", scorer: "SubNetworkScorer") -> Iterator[Errors]:
     """Score each batch of sub-networks on ``--eval-workers`` Ray actors."""
-    from benchmarks.ray_search import EvaluatorPool
+    from benchmarks.ws.ray_actors import EvaluatorPool
 
     with EvaluatorPool.session(spec, args.eval_workers, address=args.ray_address, cpus=args.cpus_per_worker,
                                gpus=args.gpus_per_worker) as pool:
@@ -528,8 +528,8 @@ def default_run_id(searcher: str, search_space: str, strategy: str, task: str, s
 def run(args: argparse.Namespace) -> int:
     """Load the super-network and data, search (or resume), score the Pareto set on test; write results."""
     from baselines.searchers import AskTellSearch, make_scheduler
-    from benchmarks.export import SuperNetSource
-    from benchmarks.tasks import get_task
+    from benchmarks.commands.export import SuperNetSource
+    from benchmarks.tasks.registry import get_task
 
     check_searcher(args.searcher)
     evaluation_backend = EVALUATION_BACKENDS[args.backend]

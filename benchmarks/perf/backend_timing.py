@@ -1,6 +1,6 @@
 """Local (Syne Tune) vs Ray backend: the same standard NAS run on both, wall-clock time and per-trial overhead.
 
-``python -m benchmarks.backend_timing --output-dir runs/backend-timing --data-dir ../shared/data/glue`` runs
+``python -m benchmarks.perf.backend_timing --output-dir runs/backend-timing --data-dir ../shared/data/glue`` runs
 standard NAS of MiniLM on STS-B twice with the same seed and settings: once with ``--backend local`` and once
 with ``--backend ray`` on a loopback two-node Ray cluster (one CPU per node) that it starts and stops. Both
 runs use 2 workers with one CPU thread each. It prints (and writes to ``timing.json``) per backend: wall-clock
@@ -104,7 +104,7 @@ def compare_search(local_dir: Path, ray_dir: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.ray_backend import LoopbackCluster, environment
+    from benchmarks.ray_cluster import LoopbackCluster, environment
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, required=True)

@@ -1,7 +1,7 @@
 """``plm-nas search --backend ray``: sub-networks of a weight-sharing search scored on Ray actors.
 
 Each actor loads one copy of the super-network and the validation and test data (the same
-:class:`benchmarks.ws_search.ScorerSpec` the single-process search uses, so a sub-network gets the same error
+:class:`benchmarks.commands.search.ScorerSpec` the single-process search uses, so a sub-network gets the same error
 wherever it is scored). The search loop asks the searcher for one batch of ``--eval-workers`` sub-networks,
 spreads it over the actors and tells the results in ask order. Scoring is pure, so an actor that dies is
 restarted and its calls retried (``max_restarts``/``max_task_retries``).
@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Sequence
 
-from benchmarks.ray_backend import ray_session
+from benchmarks.ray_cluster import ray_session
 
 Config = dict[str, Any]
 MAX_RESTARTS = 2

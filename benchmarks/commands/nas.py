@@ -1,6 +1,6 @@
 """``plm-nas nas``: standard NAS, a Syne Tune tuning job whose trials each fine-tune one sub-network on its own.
 
-Every trial (:mod:`benchmarks.nas_trial`, a separate process started by Syne Tune's ``LocalBackend``)
+Every trial (:mod:`benchmarks.nas.trial`, a separate process started by Syne Tune's ``LocalBackend``)
 extracts its sub-network from the pre-trained model, fine-tunes it and reports validation error, test error
 and the cost fields after every epoch. The searcher (any of :data:`baselines.searchers.SEARCHERS`, MO-ASHA
 included, which stops trials early on ``epoch``) minimises (validation error, size objective). The initial
@@ -39,8 +39,8 @@ from syne_tune.optimizer.scheduler import TrialScheduler, TrialSuggestion
 from syne_tune.results_callback import StoreResultsCallback
 from syne_tune.tuner_callback import TunerCallback
 
-from benchmarks import nas_trial
-from benchmarks.nas_trial import TRIAL_SETTINGS_ENV, TrialSettings
+from benchmarks.nas import trial as nas_trial
+from benchmarks.nas.trial import TRIAL_SETTINGS_ENV, TrialSettings
 from benchmarks.objectives import (
     add_size_objective_argument,
     config_cost,
@@ -48,10 +48,10 @@ from benchmarks.objectives import (
     objective_names,
     plain_config,
 )
-from benchmarks.ray_backend import environment
+from benchmarks.ray_cluster import environment
 from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic
-from benchmarks.runinfo import write_run_info
-from benchmarks.tasks import get_task
+from benchmarks.runinfo import PROJECT_ROOT, write_run_info
+from benchmarks.tasks.registry import get_task
 from plotting.hypervolume import best_epoch_rows
 
 KIND = "standard"
@@ -61,7 +61,6 @@ RESOURCE_ATTR = "epoch"
 DEFAULT_SEARCHER = "random_search"
 DEFAULT_SEARCH_SPACE = "small"
 DEVICES = ("cpu", "cuda", "auto")
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRY_POINT = Path(nas_trial.__file__).resolve()
 
 
@@ -223,7 +222,7 @@ class TrialLimit(TrialScheduler):
 
 def _with_project_on_path(pythonpath: str | None) -> str:
     """``PYTHONPATH`` with this project's root first, so trial scripts import the project."""
-    parts = [str(_PROJECT_ROOT)] + [p for p in (pythonpath or "").split(os.pathsep) if p and p != str(_PROJECT_ROOT)]
+    parts = [str(PROJECT_ROOT)] + [p for p in (pythonpath or "").split(os.pathsep) if p and p != str(PROJECT_ROOT)]
     return os.pathsep.join(parts)
 
 
@@ -431,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_ray(args: argparse.Namespace) -> int:
-    from benchmarks import ray_nas
+    from benchmarks.nas import ray_backend as ray_nas
 
     return ray_nas.run(args)
 

@@ -31,13 +31,13 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from baselines.pruning.rfp.pipeline import TEACHERS
-from benchmarks.data import AUTO, load_splits, make_dataloaders, subsample
-from benchmarks.finetune import DEVICES
-from benchmarks.metrics import metrics_fn
+from benchmarks.tasks.data import AUTO, load_splits, make_dataloaders, subsample
+from benchmarks.commands.finetune import DEVICES
+from benchmarks.tasks.metrics import metrics_fn
 from benchmarks.objectives import add_size_objective_argument, masks_cost
 from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
-from benchmarks.tasks import TaskSpec, get_task
+from benchmarks.tasks.registry import TaskSpec, get_task
 from search_spaces.masks import SubNetworkMasks
 from search_spaces.shape import ModelShape
 
@@ -58,7 +58,7 @@ BATCH_SIZE_ARGS = {"train": "batch_size", "validation": "eval_batch_size", "test
 def finetuned_dataset_seed(finetuned: Path, requested: int | None, force: bool) -> int:
     """The split seed of the fine-tuned model (from its ``run.json``), so its training examples stay out of
     validation; a model without ``run.json`` (fine-tuned elsewhere) uses ``requested`` or 0."""
-    from benchmarks.ws_search import check_dataset_seed
+    from benchmarks.commands.search import check_dataset_seed
 
     info = finetuned / "run.json"
     if not info.is_file():
@@ -267,7 +267,7 @@ def fine_tune(ctx: PruneContext, model: PreTrainedModel) -> tuple[list[dict[str,
 
     Validation and test errors are scored after every epoch; ``model`` ends with the best epoch's weights.
     """
-    from benchmarks.nas_trial import FixedNetwork
+    from benchmarks.nas.trial import FixedNetwork
     from supernet.strategies import get_strategy
     from supernet.training import Trainer, TrainerCallback, TrainerConfig
 

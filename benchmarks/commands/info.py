@@ -61,7 +61,7 @@ def describe(shape: ModelShape, seq_len: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     head, num_labels, task_line = "sequence-classification", 2, None
     if args.task:
-        from benchmarks.tasks import get_task
+        from benchmarks.tasks.registry import get_task
 
         task = get_task(args.task)
         head, num_labels = task.head, task.num_labels
