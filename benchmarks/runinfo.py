@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from benchmarks.results import RUN_INFO_FILE, write_json_atomic
+from benchmarks.files import RUN_INFO_FILE, write_json_atomic
 
 PACKAGE = "plm-nas"
 _VERSIONED = {"torch": "torch", "transformers": "transformers", "syne-tune": "syne-tune", "datasets": "datasets"}

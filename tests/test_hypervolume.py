@@ -10,11 +10,10 @@ import pytest
 from pymoo.indicators.hv import HV
 
 from benchmarks.results import COLUMNS
+from benchmarks.results import best_epoch_rows, best_so_far_rows
 from plotting.hypervolume import (
     HypervolumeSettings,
     add_regret,
-    best_epoch_rows,
-    best_so_far_rows,
     hypervolume_2d,
     hypervolume_over_time,
     hypervolume_trajectory,

@@ -19,7 +19,8 @@ import pandas as pd
 from benchmarks.cli import main as cli_main
 from benchmarks.perf.latency import measure_latency
 from benchmarks.results import write_atomic
-from plotting.report import Cell, Table
+from plotting.document import Cell, Paragraph, Section, Table
+from plotting.report import write_report
 
 STAGES = ("train-supernet", "search", "export", "latency", "report")
 
@@ -125,8 +126,8 @@ def run(args: argparse.Namespace) -> int:
     (models_dir / "latency.md").write_text(table.to_markdown() + "\n")
     print(latency.to_string(index=False))
 
-    _stage("report", ["report", str(search_dir), "--out", str(report_dir)])
-    append_latency_section(report_dir, table)
+    print(f"\n== report: plm-nas report {search_dir} --out {report_dir}  (+ the extracted models)", flush=True)
+    write_report(search_dir, report_dir, sections=[latency_section(table)])
     print(f"\ndemo finished in {time.time() - started:.0f} s; report: {report_dir / 'report.md'}; "
           f"models: {models_dir}")
     return 0
@@ -143,12 +144,8 @@ def latency_table(latency: pd.DataFrame) -> Table:
     return Table(header=header, rows=rows)
 
 
-def append_latency_section(report_dir: Path, table: Table) -> None:
-    """Add the measured extracted models to the report (Markdown and HTML)."""
+def latency_section(table: Table) -> Section:
+    """The measured extracted models as a report section."""
     intro = ("Pareto-optimal sub-networks extracted as standalone models; latency measured on pre-tokenised "
              "test batches of 32 after one warm-up pass (median of 3 passes).")
-    md = report_dir / "report.md"
-    md.write_text(md.read_text() + f"\n## Extracted models\n\n{intro}\n\n{table.to_markdown()}\n")
-    html = report_dir / "report.html"
-    section = f"<h2>Extracted models</h2>\n<p>{intro}</p>\n{table.to_html()}\n"
-    html.write_text(html.read_text().replace("</body>", section + "</body>"))
+    return Section("Extracted models", [Paragraph(intro), table])

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.objectives import config_key
-from benchmarks.results import RESULTS_FILE, mark_pareto, read_results, write_json_atomic
-from plotting.hypervolume import best_epoch_rows
+from benchmarks.files import write_json_atomic
+from benchmarks.results import RESULTS_FILE, best_epoch_rows, mark_pareto, read_results
 
 SUBNETWORK_FILE = "subnetwork.json"
 EXPORT_FILE = "export.json"

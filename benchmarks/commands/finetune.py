@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from benchmarks.tasks.data import AUTO, DEFAULT_MAX_LENGTH, load_splits, make_dataloaders
 from benchmarks.tasks.metrics import metrics_fn
-from benchmarks.results import write_folder_atomic, write_json_atomic
+from benchmarks.files import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
 from benchmarks.tasks.registry import TaskSpec, get_task
 from supernet.evaluation import EvaluationResult, evaluate

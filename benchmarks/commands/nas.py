@@ -49,10 +49,9 @@ from benchmarks.objectives import (
     plain_config,
 )
 from benchmarks.ray_cluster import environment
-from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic
+from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto_best_epochs, rows_to_frame, write_atomic
 from benchmarks.runinfo import PROJECT_ROOT, write_run_info
 from benchmarks.tasks.registry import get_task
-from plotting.hypervolume import best_epoch_rows
 
 KIND = "standard"
 SETTINGS_FILE = "trial_settings.json"
@@ -270,17 +269,6 @@ class RowMaker:
             epoch=float(result[RESOURCE_ATTR]),
             **cost.as_row_fields(),
         )
-
-
-def mark_pareto_best_epochs(frame: pd.DataFrame) -> pd.DataFrame:
-    """``pareto`` True for each trial's best-validation epoch row that is on the front of those rows."""
-    frame = frame.copy()
-    frame["pareto"] = False
-    if frame.empty:
-        return frame
-    best = mark_pareto(best_epoch_rows(frame))
-    frame.loc[best.index, "pareto"] = best["pareto"].astype(bool)
-    return frame
 
 
 @dataclass

@@ -35,7 +35,8 @@ from benchmarks.tasks.data import AUTO, load_splits, make_dataloaders, subsample
 from benchmarks.commands.finetune import DEVICES
 from benchmarks.tasks.metrics import metrics_fn
 from benchmarks.objectives import add_size_objective_argument, masks_cost
-from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic, write_json_atomic
+from benchmarks.files import write_json_atomic
+from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic
 from benchmarks.runinfo import write_run_info
 from benchmarks.tasks.registry import TaskSpec, get_task
 from search_spaces.masks import SubNetworkMasks

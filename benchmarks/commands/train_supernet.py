@@ -24,7 +24,7 @@ from benchmarks.commands.finetune import (
     prepare,
     trainer_config,
 )
-from benchmarks.results import write_folder_atomic, write_json_atomic
+from benchmarks.files import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
 from search_spaces import SEARCH_SPACES, get_search_space
 from search_spaces.masks import SubNetworkMasks

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from benchmarks.objectives import CostFields, check_size_objective, masks_cost, plain_config
-from benchmarks.results import write_folder_atomic, write_json_atomic
+from benchmarks.files import write_folder_atomic, write_json_atomic
 
 TRIAL_SETTINGS_ENV = "PLM_NAS_TRIAL_SETTINGS"
 CONFIG_JSON_ARG = "st_config_json_filename"  # syne_tune.constants.ST_CONFIG_JSON_FNAME_ARG
