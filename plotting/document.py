@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 
-
 @dataclass
 class Cell:
     text: str

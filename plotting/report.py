@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import html
 import os
 import re
 import warnings
@@ -330,7 +329,8 @@ def write_report(
     title = "plm-nas results report"
     ctx.blocks += [
         Heading(title, 1),
-        Paragraph(f"Source: {', '.join(str(source) for source in sources)}. {len(frame)} rows, {frame['run_id'].nunique()} runs, "
+        Paragraph(f"Source: {', '.join(str(source) for source in sources)}. {len(frame)} rows, "
+                  f"{frame['run_id'].nunique()} runs, "
                   f"{frame['task'].nunique()} task(s), {len(frame[['kind', 'method']].drop_duplicates())} method(s) "
                   "(a method is a kind and method name)."),
         Paragraph(f"Hypervolume: {hv_settings.describe()}. The compared rows are all rows of the task except "

@@ -56,7 +56,9 @@ def _stage(name: str, argv: list[str]) -> None:
 def measure_exported(models_dir: Path, task: str, data_dir: str | None, examples: int,
                      batch_size: int = 32, device: str = "auto") -> pd.DataFrame:
     """Latency of each exported model on the first ``examples`` test examples, beside its size and errors."""
-    from benchmarks.tasks.data import load_official_splits, make_dataloaders
+    from benchmarks.tasks.loaders import make_dataloaders
+    from benchmarks.tasks.registry import get_task
+    from benchmarks.tasks.sources import load_official_splits
     from supernet.extract import load_extracted
     from supernet.loading import load_tokenizer, resolve_device
 
@@ -66,9 +68,10 @@ def measure_exported(models_dir: Path, task: str, data_dir: str | None, examples
         raise RuntimeError(f"{models_dir} holds no exported models")
     first = models_dir / records[0]["name"]
     tokenizer = load_tokenizer(str(first))
-    test = load_official_splits(task, data_dir)["test"]
+    spec = get_task(task)
+    test = load_official_splits(spec, data_dir)["test"]
     test = test.select(range(min(examples, len(test))))
-    loader = make_dataloaders(task, {"test": test}, tokenizer, batch_size=batch_size)["test"]
+    loader = make_dataloaders(spec, {"test": test}, tokenizer, batch_size=batch_size)["test"]
     batches = list(loader)
     rows = []
     for record in records:

@@ -30,7 +30,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from benchmarks.objectives import config_key
+from baselines.searchers.ask_tell import config_key
+from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE, SuperNetSource
 from benchmarks.files import write_json_atomic
 from benchmarks.results import RESULTS_FILE, best_epoch_rows, mark_pareto, read_results
 
@@ -156,32 +157,6 @@ def model_name(rank: int, row: pd.Series) -> str:
     return f"subnet-{rank:02d}-params{int(row['params'])}"
 
 
-@dataclass
-class SuperNetSource:
-    """A trained super-network to extract weight-sharing sub-networks from."""
-
-    folder: Path
-    info: dict[str, Any]
-    model: Any
-    tokenizer: Any
-    shape: Any
-
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "SuperNetSource":
-        """``path`` is a ``train-supernet`` output folder or its ``supernet/`` subfolder."""
-        from benchmarks.commands.train_supernet import SUPERNET_DIR, SUPERNET_INFO_FILE, read_supernet_info
-        from supernet.loading import load_model, load_tokenizer, model_shape
-
-        folder = Path(path)
-        if not (folder / SUPERNET_INFO_FILE).is_file() and (folder / SUPERNET_DIR / SUPERNET_INFO_FILE).is_file():
-            folder = folder / SUPERNET_DIR
-        info = read_supernet_info(folder)
-        model = load_model(str(folder), head=info["head"], num_labels=info["num_labels"],
-                           problem_type=info["problem_type"], device=device)
-        return cls(folder=folder, info=info, model=model, tokenizer=load_tokenizer(str(folder)),
-                   shape=model_shape(model))
-
-
 def export_weight_sharing(row: pd.Series, source: SuperNetSource, target: Path) -> dict[str, Any]:
     """Extract the row's sub-network from the super-network into ``target``."""
     from search_spaces import get_search_space
@@ -204,8 +179,6 @@ def export_weight_sharing(row: pd.Series, source: SuperNetSource, target: Path) 
 
 def saved_trial_models(root: Path) -> dict[tuple[str, int], Path]:
     """(config key, epoch) -> folder of every best-epoch model saved by standard-NAS trials below ``root``."""
-    from benchmarks.nas.trial import BEST_MODEL_DIR, TRIAL_INFO_FILE
-
     found: dict[tuple[str, int], Path] = {}
     for info_path in sorted(root.rglob(f"{BEST_MODEL_DIR}/{TRIAL_INFO_FILE}")):
         info = json.loads(info_path.read_text())

@@ -6,8 +6,8 @@ import math
 
 from search_spaces import SEARCH_SPACES, get_search_space
 from search_spaces.cost import cost_of
-from supernet.loading import load_config, resolve_model_name
 from search_spaces.shape import ModelShape
+from supernet.loading import load_config, resolve_model_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

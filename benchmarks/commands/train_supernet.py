@@ -9,23 +9,17 @@ different seed would put training examples into the search's validation split.
 from __future__ import annotations
 
 import argparse
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from benchmarks.commands.finetune import (
-    CHECKPOINT_DIR,
-    METRICS_FILE,
-    Setup,
-    add_common_arguments,
-    data_identity,
-    metrics_fn,
-    prefixed,
-    prepare,
-    trainer_config,
-)
+from benchmarks.artifacts import CHECKPOINT_DIR, METRICS_FILE, SUPERNET_DIR, SUPERNET_INFO_FILE
+from benchmarks.commands.options import add_common_arguments, model_run
 from benchmarks.files import write_folder_atomic, write_json_atomic
+from benchmarks.finetuning import ModelRun, Setup, prefixed, prepare
 from benchmarks.runinfo import write_run_info
+from benchmarks.tasks.metrics import metrics_fn
+from benchmarks.tasks.sources import local_data_dir
 from search_spaces import SEARCH_SPACES, get_search_space
 from search_spaces.masks import SubNetworkMasks
 from supernet.evaluation import evaluate
@@ -33,10 +27,27 @@ from supernet.model import SuperNetwork
 from supernet.strategies import STRATEGIES, check_options, get_strategy, strategy_options
 from supernet.training import Trainer, TrainerCallback
 
-SUPERNET_DIR = "supernet"
-SUPERNET_INFO_FILE = "supernet.json"
 DEFAULT_STRATEGY = "sandwich"
 DEFAULT_SEARCH_SPACE = "small"
+
+
+@dataclass(frozen=True)
+class SupernetSettings:
+    """Everything ``plm-nas train-supernet`` does, parsed once from its options."""
+
+    run: ModelRun
+    output_dir: Path
+    search_space: str = DEFAULT_SEARCH_SPACE
+    strategy: str = DEFAULT_STRATEGY
+    num_random: int | None = None
+    temperature: float | None = None
+    resume: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "SupernetSettings":
+        return cls(run=model_run(args), output_dir=Path(args.output_dir), search_space=args.search_space,
+                   strategy=args.strategy, num_random=args.num_random, temperature=args.temperature,
+                   resume=args.resume)
 
 
 def reference_sub_networks(space: Any) -> dict[str, SubNetworkMasks | None]:
@@ -70,42 +81,33 @@ def score_sub_networks(
     return record
 
 
-def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, Any]) -> dict[str, Any]:
+def supernet_info(settings: SupernetSettings, options: Mapping[str, Any]) -> dict[str, Any]:
     """What the search needs to reload this super-network consistently."""
+    run, data = settings.run, settings.run.data
     return {
-        "model": args.model,
-        "task": setup.task.name,
-        "head": setup.task.head,
-        "num_labels": setup.task.num_labels,
-        "problem_type": setup.task.problem_type,
-        "search_space": args.search_space,
-        "strategy": args.strategy,
+        "model": run.model,
+        "task": run.task.name,
+        "head": run.task.head,
+        "num_labels": run.task.num_labels,
+        "problem_type": run.task.problem_type,
+        "search_space": settings.search_space,
+        "strategy": settings.strategy,
         "strategy_options": dict(options),
-        "dataset_seed": args.dataset_seed,
-        "max_valid_samples": args.max_valid_samples,
-        "max_train_samples": args.max_train_samples,
-        "max_length": args.max_length,
+        "dataset_seed": data.dataset_seed,
+        "max_valid_samples": data.max_valid_samples,
+        "max_train_samples": data.max_train_samples,
+        "max_length": data.max_length,
         # resolved here so a search started elsewhere (other cwd, other GLUE_DIR) reads the same copy
-        "data_dir": _resolved_data_dir(args.task, args.data_dir),
-        "seed": args.seed,
-        "epochs": args.epochs,
+        "data_dir": _resolved_data_dir(run, data.data_dir),
+        "seed": run.trainer.seed,
+        "epochs": run.trainer.epochs,
     }
 
 
-def _resolved_data_dir(task: str, data_dir: str | None) -> str | None:
+def _resolved_data_dir(run: ModelRun, data_dir: str | None) -> str | None:
     """The absolute local data folder the run read (``--data-dir`` or ``GLUE_DIR``), or None for the hub."""
-    from benchmarks.tasks.data import local_data_dir
-
-    folder = local_data_dir(task, data_dir)
+    folder = local_data_dir(run.task, data_dir)
     return str(Path(folder).resolve()) if folder is not None else None
-
-
-def read_supernet_info(folder: str | Path) -> dict[str, Any]:
-    """The ``supernet.json`` of a saved super-network folder (``OUTPUT/supernet``)."""
-    path = Path(folder) / SUPERNET_INFO_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {folder} is not a super-network saved by train-supernet")
-    return json.loads(path.read_text())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,38 +131,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train the super-network, then save it with its tokenizer, supernet.json, metrics.json and run.json."""
-    output_dir = Path(args.output_dir)
-    check_options(args.strategy, num_random=args.num_random, temperature=args.temperature)  # fail before loading
+    settings = SupernetSettings.from_args(args)
+    output_dir = settings.output_dir
+    check_options(settings.strategy, num_random=settings.num_random, temperature=settings.temperature)  # fail before loading
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="train-supernet")
-    setup = prepare(args)
+    write_run_info(output_dir, args, seed=args.seed, keep_previous=settings.resume, command_name="train-supernet")
+    setup = prepare(settings.run)
     supernet = SuperNetwork(setup.model)
-    space = get_search_space(args.search_space, supernet.shape)
-    strategy = get_strategy(args.strategy, space, num_random=args.num_random, temperature=args.temperature)
-    options = {name: getattr(strategy, name) for name in strategy_options(args.strategy)}
+    space = get_search_space(settings.search_space, supernet.shape)
+    strategy = get_strategy(settings.strategy, space, num_random=settings.num_random, temperature=settings.temperature)
+    options = {name: getattr(strategy, name) for name in strategy_options(settings.strategy)}
     sub_networks = reference_sub_networks(space)
     trainer = Trainer(
         supernet,
         strategy,
         setup.loaders["train"],
-        trainer_config(args),
+        settings.run.trainer,
         checkpoint_dir=output_dir / CHECKPOINT_DIR,
         callbacks=[SubNetworkValidation(setup, sub_networks)],
-        data_identity=data_identity(args),
+        data_identity=settings.run.data_identity(),
     )
-    history = trainer.fit(resume=args.resume)
+    history = trainer.fit(resume=settings.resume)
     supernet.reset()
 
     def save(folder: Path) -> None:
         supernet.model.save_pretrained(folder)
         setup.tokenizer.save_pretrained(folder)
-        write_json_atomic(supernet_info(args, setup, options), folder / SUPERNET_INFO_FILE)
+        write_json_atomic(supernet_info(settings, options), folder / SUPERNET_INFO_FILE)
 
     folder = write_folder_atomic(output_dir / SUPERNET_DIR, save)
     final = {
         "task": setup.task.name,
-        "search_space": args.search_space,
-        "strategy": args.strategy,
+        "search_space": settings.search_space,
+        "strategy": settings.strategy,
         "strategy_options": options,
         "valid": {key: value for key, value in history[-1].items() if key.startswith("valid_")},
         "test": score_sub_networks(supernet, setup, sub_networks, "test"),

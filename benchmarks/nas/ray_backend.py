@@ -26,12 +26,10 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benchmarks.nas.trial import TrialSettings, run_trial
-from benchmarks.results import RESULTS_FILE, read_results
-from benchmarks.runinfo import write_run_info
-from benchmarks.commands.nas import (
+from benchmarks.nas.common import (
     SETTINGS_FILE,
     EpochRows,
+    NasSettings,
     RowMaker,
     build_setup,
     check_budget,
@@ -39,6 +37,9 @@ from benchmarks.commands.nas import (
     show_progress,
     threads_per_trial,
 )
+from benchmarks.nas.trial import TrialSettings, run_trial
+from benchmarks.results import RESULTS_FILE, read_results
+from benchmarks.runinfo import write_run_info
 
 RAY_DIR = "ray"  # Ray Tune's experiment folder inside the output directory
 TRAINER_CHECKPOINT = "checkpoint.pt"  # supernet.training.CHECKPOINT_FILE
@@ -124,7 +125,7 @@ class RayResultsTable(_ray_callback_base()):  # type: ignore[misc]
         self.start = state["start"]
 
 
-def ray_settings(args: argparse.Namespace, output_dir: Path) -> tuple[Any, int, int]:
+def ray_settings(args: NasSettings, output_dir: Path) -> tuple[Any, int, int]:
     """The run's setup with threads = CPUs per trial and device from the GPUs; (setup, cpus, gpus) per trial."""
     cpus = args.cpus_per_trial or threads_per_trial(args.threads, args.workers)
     gpus = args.gpus_per_trial or 0
@@ -140,11 +141,11 @@ def settings_changes(stored: TrialSettings, settings: TrialSettings) -> dict[str
             if getattr(settings, key) != value}
 
 
-def run(args: argparse.Namespace) -> int:
+def run_ray(args: NasSettings, arguments: argparse.Namespace | None = None) -> int:
     """Run (or resume) the tuning job on Ray; write results.csv, run.json and the trial settings."""
-    from benchmarks.ray_cluster import ray_session, require_ray
     from baselines.searchers import SEARCHERS
     from baselines.searchers.ray_tune import ray_search
+    from benchmarks.ray_cluster import ray_session, require_ray
 
     require_ray()
     from ray import tune
@@ -166,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
         stored.write(output_dir / SETTINGS_FILE)
         raise ValueError(f"cannot resume with other trial settings {settings_changes(stored, setup.settings)} "
                          "(earlier, now); use the earlier run's arguments")
-    write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="nas")
+    write_run_info(output_dir, arguments if arguments is not None else vars(args), seed=args.seed,
+                   keep_previous=args.resume, command_name="nas")
     trainable = tune.with_resources(tune.with_parameters(ray_trial, settings=setup.settings),
                                     {"cpu": cpus, "gpu": gpus})
     started = time.perf_counter()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -27,14 +26,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from benchmarks.objectives import CostFields, check_size_objective, masks_cost, plain_config
+from baselines.searchers.ask_tell import plain_config
+from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE
 from benchmarks.files import write_folder_atomic, write_json_atomic
+from benchmarks.objectives import CostFields, check_size_objective, masks_cost
+from benchmarks.tasks.loaders import DataSettings
 
 TRIAL_SETTINGS_ENV = "PLM_NAS_TRIAL_SETTINGS"
 CONFIG_JSON_ARG = "st_config_json_filename"  # syne_tune.constants.ST_CONFIG_JSON_FNAME_ARG
 CHECKPOINT_DIR_ARG = "st_checkpoint_dir"  # syne_tune.constants.ST_CHECKPOINT_DIR
-BEST_MODEL_DIR = "best_model"
-TRIAL_INFO_FILE = "trial.json"
 
 Report = Callable[..., None]
 
@@ -70,6 +70,13 @@ class TrialSettings:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
 
+    def data(self) -> DataSettings:
+        """The examples every trial reads, and how they are batched."""
+        return DataSettings(data_dir=self.data_dir, dataset_seed=self.dataset_seed,
+                            max_train_samples=self.max_train_samples, max_valid_samples=self.max_valid_samples,
+                            max_test_samples=self.max_test_samples, max_length=self.max_length,
+                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+
     def write(self, path: str | os.PathLike) -> Path:
         return write_json_atomic(asdict(self), path)
 
@@ -90,29 +97,6 @@ class EpochResult:
     def report_fields(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "valid_error": self.valid_error, "test_error": self.test_error,
                 **self.cost.as_row_fields()}
-
-
-class FixedNetwork(torch.nn.Module):
-    """A standalone model behind the super-network interface the Trainer drives, with only its full network.
-
-    The ``standard`` strategy asks for the full network (``masks=None``) on every step; this is that network.
-    """
-
-    def __init__(self, model: torch.nn.Module, shape: Any) -> None:
-        super().__init__()
-        self.model = model
-        self.shape = shape
-        self.active_masks = None
-
-    def set_sub_network(self, masks: Any) -> None:
-        if masks is not None:
-            raise ValueError("a fixed (extracted) network has no sub-networks; train it with the 'standard' strategy")
-
-    def reset(self) -> None:
-        """Nothing to reset: the network is always whole."""
-
-    def forward(self, **batch: Any) -> Any:
-        return self.model(**batch)
 
 
 def search_space_part(config: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
@@ -147,15 +131,15 @@ def run_trial(
     returned list then holds only the epochs trained in this call.
     """
     # Imported here: only a running trial needs them, not `plm-nas nas`, which imports TrialSettings.
-    from benchmarks.tasks.data import AUTO, load_splits, make_dataloaders, subsample
+    from benchmarks.finetuning import BestEpoch, FixedNetwork, fine_tune
+    from benchmarks.tasks.loaders import task_loaders
     from benchmarks.tasks.metrics import metrics_fn
     from benchmarks.tasks.registry import get_task
     from search_spaces import get_search_space
     from supernet.evaluation import evaluate
     from supernet.extract import extract_sub_network
     from supernet.loading import load_model, load_tokenizer, model_shape, resolve_device
-    from supernet.strategies import get_strategy
-    from supernet.training import Trainer, TrainerCallback, TrainerConfig, seed_everything
+    from supernet.training import Trainer, TrainerConfig, seed_everything
 
     torch.set_num_threads(settings.threads)
     task = get_task(settings.task)
@@ -171,51 +155,30 @@ def run_trial(
     model = extract_sub_network(pretrained, masks)
     del pretrained
     tokenizer = load_tokenizer(settings.model)
-    max_valid = AUTO if settings.max_valid_samples is None else settings.max_valid_samples  # large tasks: 2,048
-    splits = load_splits(task, data_dir=settings.data_dir, seed=settings.dataset_seed,
-                         max_valid_samples=max_valid, max_train_samples=settings.max_train_samples)
-    splits["test"] = subsample(splits["test"], settings.max_test_samples, settings.dataset_seed)
-    loaders = make_dataloaders(task, splits, tokenizer, batch_size=settings.batch_size,
-                               eval_batch_size=settings.eval_batch_size, max_length=settings.max_length,
-                               seed=settings.seed)
+    loaders = task_loaders(task, tokenizer, settings.data(), seed=settings.seed)
     score = metrics_fn(task)
     results: list[EpochResult] = []
     best_dir = Path(trial_dir) / BEST_MODEL_DIR if settings.save_models and trial_dir is not None else None
 
-    class ReportEpoch(TrainerCallback):
-        """Scores each epoch, keeps the best model, and reports once the epoch's checkpoint exists."""
+    def errors(trainer: Trainer, epoch: int) -> dict[str, Any]:
+        valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics["error"]
+        test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics["error"]
+        results.append(EpochResult(epoch=epoch, valid_error=float(valid), test_error=float(test), cost=cost))
+        return {"valid_error": results[-1].valid_error, "test_error": results[-1].test_error}
 
-        best_valid = math.inf
+    def keep_model(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+        if best_dir is not None:
+            info = {"config": dict(config), "settings": asdict(settings), **results[-1].report_fields()}
+            save_model_atomic(trainer.supernet.model, tokenizer, masks, info, best_dir)
 
-        def on_train_begin(self, trainer: Trainer) -> None:
-            # A resumed trial keeps the best validation error of its earlier epochs (saved in the history).
-            self.best_valid = min((float(r["valid_error"]) for r in trainer.history), default=math.inf)
+    def report_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+        report(**results[-1].report_fields())  # once the epoch's checkpoint exists
 
-        def on_epoch_end(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
-            valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics["error"]
-            test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics["error"]
-            result = EpochResult(epoch=epoch, valid_error=float(valid), test_error=float(test), cost=cost)
-            if best_dir is not None and valid < self.best_valid:
-                info = {"config": dict(config), "settings": asdict(settings), **result.report_fields()}
-                save_model_atomic(trainer.supernet.model, tokenizer, masks, info, best_dir)
-            self.best_valid = min(self.best_valid, float(valid))
-            results.append(result)
-            return {"valid_error": result.valid_error, "test_error": result.test_error}
-
-        def on_epoch_saved(self, trainer: Trainer, epoch: int) -> None:
-            report(**results[-1].report_fields())
-
-    trainer = Trainer(
-        FixedNetwork(model, shape),
-        get_strategy("standard"),
-        loaders["train"],
-        TrainerConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
-                      weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio,
-                      seed=settings.seed, device=str(device), progress=False),
-        checkpoint_dir=checkpoint_dir,
-        callbacks=[ReportEpoch()],
-    )
-    trainer.fit(resume=resume)
+    config_ = TrainerConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
+                            weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio,
+                            seed=settings.seed, device=str(device), progress=False)
+    fine_tune(FixedNetwork(model, shape), loaders["train"], config_,
+              BestEpoch(errors, on_best=keep_model, on_saved=report_epoch), checkpoint_dir=checkpoint_dir, resume=resume)
     return results
 
 

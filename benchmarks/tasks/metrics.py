@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from benchmarks.tasks.registry import TaskSpec, get_task
+from benchmarks.tasks.registry import TaskSpec
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -75,9 +75,8 @@ def _to_numpy(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
-def predictions_from_logits(task: str | TaskSpec, predictions_or_logits: Any) -> np.ndarray:
+def predictions_from_logits(spec: TaskSpec, predictions_or_logits: Any) -> np.ndarray:
     """Class ids (argmax over the last axis of logits) or regression scores (squeezed)."""
-    spec = get_task(task)
     values = _to_numpy(predictions_or_logits)
     if spec.is_regression:
         if values.ndim == 2 and values.shape[1] == 1:
@@ -92,9 +91,8 @@ def predictions_from_logits(task: str | TaskSpec, predictions_or_logits: Any) ->
     return values.astype(np.int64)
 
 
-def compute_metrics(task: str | TaskSpec, predictions_or_logits: Any, labels: Any) -> dict[str, float]:
+def compute_metrics(spec: TaskSpec, predictions_or_logits: Any, labels: Any) -> dict[str, float]:
     """All of the task's metrics, plus ``main`` (its main metric) and ``error = 1 - main``."""
-    spec = get_task(task)
     predictions = predictions_from_logits(spec, predictions_or_logits)
     labels = _to_numpy(labels).reshape(-1)
     if len(labels) == 0:
@@ -109,6 +107,6 @@ def compute_metrics(task: str | TaskSpec, predictions_or_logits: Any, labels: An
     return scores
 
 
-def metrics_fn(task: str | TaskSpec) -> Callable[..., dict[str, float]]:
+def metrics_fn(spec: TaskSpec) -> Callable[..., dict[str, float]]:
     """``compute_metrics`` bound to ``task``, as :func:`supernet.evaluation.evaluate` wants it."""
-    return functools.partial(compute_metrics, task)
+    return functools.partial(compute_metrics, spec)

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from pymoo.indicators.hv import HV
 
-from benchmarks.results import COLUMNS, mark_pareto, read_results, write_atomic
-from benchmarks.results import best_so_far_rows
+from benchmarks.results import COLUMNS, best_so_far_rows, mark_pareto, read_results, write_atomic
 from plotting.ranks import average_ranks, bootstrap_average_ranks
 from plotting.relative import relative_performance
 from plotting.report import ReportSettings, add_report_arguments, label_variants, run_report, write_report

@@ -22,14 +22,15 @@ import ray
 from baselines.searchers import AskTellSearch, make_scheduler
 from baselines.searchers.ray_tune import SyneTuneSearcher, SyneTuneTrialScheduler
 from benchmarks.cli import main
+from benchmarks.nas.ray_backend import RAY_DIR
 from benchmarks.objectives import initial_design
 from benchmarks.ray_cluster import HEAD_IP, LOOPBACK_ENV, LoopbackCluster, environment, loopback_host
-from benchmarks.nas.ray_backend import RAY_DIR
 from benchmarks.results import RESULTS_FILE, read_results
-from conftest import train_tiny_supernet
 from search_spaces import get_search_space
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from conftest import REPO_ROOT, train_tiny_supernet
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 METRICS = ["valid_error", "param_fraction"]
 EPOCHS_OF_KILLED_TRIAL = 8  # about 0.4 s each for the tiny model: time to kill the trial after its first epoch
 

@@ -10,18 +10,11 @@ import datasets
 import pytest
 import torch
 
-from benchmarks.tasks import data
-from benchmarks.tasks.data import (
-    data_source,
-    load_official_splits,
-    load_splits,
-    make_dataloaders,
-    split_train_validation,
-    subsample,
-    tokenize_split,
-)
+from benchmarks.tasks import sources as data
+from benchmarks.tasks.loaders import load_splits, make_dataloaders, split_train_validation, subsample, tokenize_split
 from benchmarks.tasks.metrics import METRICS
 from benchmarks.tasks.registry import METRIC_NAMES, TASK_NAMES, TaskSpec, custom_task, get_task
+from benchmarks.tasks.sources import data_source, load_official_splits
 
 # ------------------------------------------------------------------------------------------------ registry
 
@@ -105,7 +98,7 @@ def test_bad_spec_is_rejected():
 )
 def test_official_splits_offline(glue_dir, name, n_train, n_test, test_labels, first_test_text):
     spec = get_task(name)
-    official = load_official_splits(name, data_dir=glue_dir)
+    official = load_official_splits(get_task(name), data_dir=glue_dir)
     assert (len(official["train"]), len(official["test"])) == (n_train, n_test)
     assert official["test"].column_names == list(spec.columns)
     assert official["test"][0][spec.text_columns[0]].startswith(first_test_text)
@@ -115,20 +108,20 @@ def test_official_splits_offline(glue_dir, name, n_train, n_test, test_labels, f
 
 def test_official_train_label_counts(glue_dir):
     # The README's counts: RTE 1249 entailment (0) / 1241 not; MRPC 2474 / 1194; CoLA 6023 / 2528.
-    assert Counter(load_official_splits("rte", glue_dir)["train"]["label"]) == {0: 1249, 1: 1241}
-    assert Counter(load_official_splits("mrpc", glue_dir)["train"]["label"]) == {1: 2474, 0: 1194}
-    assert Counter(load_official_splits("cola", glue_dir)["train"]["label"]) == {1: 6023, 0: 2528}
+    assert Counter(load_official_splits(get_task("rte"), glue_dir)["train"]["label"]) == {0: 1249, 1: 1241}
+    assert Counter(load_official_splits(get_task("mrpc"), glue_dir)["train"]["label"]) == {1: 2474, 0: 1194}
+    assert Counter(load_official_splits(get_task("cola"), glue_dir)["train"]["label"]) == {1: 6023, 0: 2528}
 
 
 def test_quotes_and_bom_survive(glue_dir):
-    mrpc = load_official_splits("mrpc", glue_dir)["test"]
+    mrpc = load_official_splits(get_task("mrpc"), glue_dir)["test"]
     # A field starting with an unbalanced quote stays one field (quoting off).
     assert mrpc[0]["sentence2"] == '" The foodservice pie business does not fit our long-term growth strategy .'
     assert mrpc[0]["label"] == 1
 
 
 def test_stsb_scores_are_floats(glue_dir):
-    splits = load_official_splits("stsb", glue_dir)
+    splits = load_official_splits(get_task("stsb"), glue_dir)
     assert splits["test"].features["label"] == datasets.Value("float32")
     assert splits["test"][0]["label"] == 5.0 and splits["test"][1]["label"] == 4.75
     scores = torch.tensor(list(splits["train"]["label"]))
@@ -136,7 +129,7 @@ def test_stsb_scores_are_floats(glue_dir):
 
 
 def test_rte_splits_70_30(glue_dir):
-    splits = load_splits("rte", data_dir=glue_dir, seed=0)
+    splits = load_splits(get_task("rte"), data_dir=glue_dir, seed=0)
     assert {split: len(ds) for split, ds in splits.items()} == {"train": 1743, "validation": 747, "test": 277}
     assert Counter(splits["test"]["label"]) == {0: 146, 1: 131}
     labels = Counter(splits["train"]["label"]) + Counter(splits["validation"]["label"])
@@ -148,10 +141,10 @@ def _rows(dataset: datasets.Dataset) -> list[tuple]:
 
 
 def test_split_is_deterministic_partition_and_seed_dependent(glue_dir):
-    official = load_official_splits("mrpc", glue_dir)["train"]
-    a = load_splits("mrpc", glue_dir, seed=3)
-    b = load_splits("mrpc", glue_dir, seed=3)
-    c = load_splits("mrpc", glue_dir, seed=4)
+    official = load_official_splits(get_task("mrpc"), glue_dir)["train"]
+    a = load_splits(get_task("mrpc"), glue_dir, seed=3)
+    b = load_splits(get_task("mrpc"), glue_dir, seed=3)
+    c = load_splits(get_task("mrpc"), glue_dir, seed=4)
     assert _rows(a["train"]) == _rows(b["train"]) and _rows(a["validation"]) == _rows(b["validation"])
     assert _rows(a["train"]) != _rows(c["train"])
     assert Counter(_rows(a["train"])) + Counter(_rows(a["validation"])) == Counter(_rows(official))
@@ -169,9 +162,9 @@ def test_split_train_validation_on_indices():
 
 
 def test_caps_on_large_task(glue_dir):
-    default = load_splits("sst2", glue_dir, seed=0)
+    default = load_splits(get_task("sst2"), glue_dir, seed=0)
     assert [len(default[s]) for s in ("train", "validation", "test")] == [47144, 2048, 872]
-    uncapped = load_splits("sst2", glue_dir, seed=0, max_valid_samples=None, max_train_samples=500)
+    uncapped = load_splits(get_task("sst2"), glue_dir, seed=0, max_valid_samples=None, max_train_samples=500)
     assert [len(uncapped[s]) for s in ("train", "validation", "test")] == [500, 20205, 872]
     # The validation cap is a subset of the uncapped validation split, unchanged by the train cap.
     assert set(_rows(default["validation"])) <= set(_rows(uncapped["validation"]))
@@ -179,11 +172,11 @@ def test_caps_on_large_task(glue_dir):
 
 
 def test_caps_on_small_task(glue_dir):
-    assert len(load_splits("rte", glue_dir, max_valid_samples="auto")["validation"]) == 747
-    splits = load_splits("rte", glue_dir, max_valid_samples=100, max_train_samples=10_000)
+    assert len(load_splits(get_task("rte"), glue_dir, max_valid_samples="auto")["validation"]) == 747
+    splits = load_splits(get_task("rte"), glue_dir, max_valid_samples=100, max_train_samples=10_000)
     assert (len(splits["train"]), len(splits["validation"])) == (1743, 100)
     with pytest.raises(ValueError, match="max_valid_samples must be"):
-        load_splits("rte", glue_dir, max_valid_samples="all")
+        load_splits(get_task("rte"), glue_dir, max_valid_samples="all")
 
 
 def test_subsample_rejects_non_positive_cap():
@@ -195,30 +188,30 @@ def test_subsample_rejects_non_positive_cap():
 
 def test_qnli_missing_train_file(glue_dir):
     with pytest.raises(FileNotFoundError, match=r"lacks .*QNLI/train\.tsv.*nyu-mll/glue"):
-        load_splits("qnli", glue_dir)
+        load_splits(get_task("qnli"), glue_dir)
 
 
 def test_missing_folder_and_data_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no folder .*RTE; data_dir must hold RTE/train.tsv, RTE/dev.tsv"):
-        load_splits("rte", tmp_path)
+        load_splits(get_task("rte"), tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_splits("rte", tmp_path / "nowhere")
+        load_splits(get_task("rte"), tmp_path / "nowhere")
 
 
 @pytest.mark.parametrize("name, expected", [("swag", r"swag/train\.csv.*allenai/swag"), ("imdb", "aclImdb/train")])
 def test_hub_only_tasks_without_local_files(glue_dir, name, expected):
     with pytest.raises(FileNotFoundError, match=expected):
-        load_splits(name, glue_dir)
+        load_splits(get_task(name), glue_dir)
 
 
 def test_glue_dir_env(glue_dir, monkeypatch):
     monkeypatch.setenv("GLUE_DIR", str(glue_dir))
-    assert data_source("rte") == "local"
-    assert data_source("swag") == "hub"  # GLUE_DIR names a GLUE copy only
-    assert len(load_splits("rte")["test"]) == 277
+    assert data_source(get_task("rte")) == "local"
+    assert data_source(get_task("swag")) == "hub"  # GLUE_DIR names a GLUE copy only
+    assert len(load_splits(get_task("rte"))["test"]) == 277
     monkeypatch.delenv("GLUE_DIR")
-    assert data_source("rte") == "hub"
-    assert data_source("rte", glue_dir) == "local"
+    assert data_source(get_task("rte")) == "hub"
+    assert data_source(get_task("rte"), glue_dir) == "local"
 
 
 # ------------------------------------------------------------------------- fake local and hub copies
@@ -239,7 +232,7 @@ def test_mnli_and_qqp_local_layout(tmp_path):
     body = "".join(f"{i}\t0\t0\tfiction\t{a}\t{b}\t{g}\t{g}\n" for i, (a, b, g) in enumerate(rows))
     _write(tmp_path / "MNLI" / "train.tsv", header + body * 4)
     _write(tmp_path / "MNLI" / "dev_matched.tsv", header + body)
-    splits = load_splits("mnli", tmp_path, seed=0)
+    splits = load_splits(get_task("mnli"), tmp_path, seed=0)
     assert (len(splits["train"]), len(splits["validation"]), len(splits["test"])) == (8, 4, 3)
     assert list(splits["test"]["label"]) == [0, 2, 1]
     assert splits["test"][1]["premise"] == 'He said " no.'
@@ -248,7 +241,7 @@ def test_mnli_and_qqp_local_layout(tmp_path):
     _write(tmp_path / "QQP" / "train.tsv", qqp + "2\t5\t6\tbroken row\n")
     _write(tmp_path / "QQP" / "dev.tsv", qqp)
     with pytest.warns(UserWarning, match="skipped 1 of 3 rows"):
-        official = load_official_splits("qqp", tmp_path)
+        official = load_official_splits(get_task("qqp"), tmp_path)
     assert list(official["train"]["question1"]) == ["Why?", "What?"]
     assert list(official["test"]["label"]) == [0, 1]
 
@@ -257,7 +250,7 @@ def test_unknown_label_string(tmp_path):
     _write(tmp_path / "RTE" / "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
     _write(tmp_path / "RTE" / "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
     with pytest.raises(ValueError, match=r"unknown labels \['maybe'\].*entailment, not_entailment"):
-        load_official_splits("rte", tmp_path)
+        load_official_splits(get_task("rte"), tmp_path)
 
 
 def test_swag_and_imdb_local_layouts(tmp_path):
@@ -265,7 +258,7 @@ def test_swag_and_imdb_local_layouts(tmp_path):
     row = '0,v,1,"She opens, then",She opens,then,gold,"a, b",c,d,e,{}\n'
     _write(tmp_path / "swag" / "train.csv", header + "".join(row.format(i % 4) for i in range(10)))
     _write(tmp_path / "swag" / "val.csv", header + row.format(2))
-    official = load_official_splits("swag", tmp_path)
+    official = load_official_splits(get_task("swag"), tmp_path)
     assert official["test"][0] == {
         "sent1": "She opens", "sent2": "then", "ending0": "a, b", "ending1": "c", "ending2": "d", "ending3": "e",
         "label": 2,
@@ -276,7 +269,7 @@ def test_swag_and_imdb_local_layouts(tmp_path):
         for label, count in (("neg", 2), ("pos", 3)):
             for i in range(count):
                 _write(tmp_path / "aclImdb" / split / label / f"{i}_1.txt", f"{label} review {i}")
-    imdb = load_official_splits("imdb", tmp_path)
+    imdb = load_official_splits(get_task("imdb"), tmp_path)
     assert Counter(imdb["test"]["label"]) == {0: 2, 1: 3}
     assert imdb["train"][0] == {"text": "neg review 0", "label": 0}
 
@@ -310,7 +303,7 @@ def test_hub_path_normalises_columns(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.delenv("GLUE_DIR", raising=False)
-    splits = load_splits("mnli", seed=0)
+    splits = load_splits(get_task("mnli"), seed=0)
     assert calls == [("nyu-mll/glue", "mnli")]
     assert splits["test"].column_names == ["premise", "hypothesis", "label"]
     assert list(splits["test"]["label"]) == [1, 1, 1]  # validation_matched, not the unlabeled test
@@ -324,7 +317,7 @@ def test_hub_offline_error_names_local_alternative(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     monkeypatch.delenv("GLUE_DIR", raising=False)
     with pytest.raises(ConnectionError, match="pass data_dir or set GLUE_DIR"):
-        load_splits("rte")
+        load_splits(get_task("rte"))
 
 
 # -------------------------------------------------------------------------------------------- custom tasks
@@ -395,8 +388,8 @@ def tokenizer():
 
 
 def test_dataloaders_dynamic_padding(glue_dir, tokenizer):
-    splits = load_splits("rte", glue_dir, seed=0)
-    loaders = make_dataloaders("rte", splits, tokenizer, batch_size=32, eval_batch_size=8)
+    splits = load_splits(get_task("rte"), glue_dir, seed=0)
+    loaders = make_dataloaders(get_task("rte"), splits, tokenizer, batch_size=32, eval_batch_size=8)
     assert set(loaders) == {"train", "validation", "test"}
     assert len(next(iter(loaders["train"]))["labels"]) == 32
     test_batches = list(loaders["test"])
@@ -418,10 +411,10 @@ def test_dataloaders_dynamic_padding(glue_dir, tokenizer):
 
 
 def test_train_loader_shuffles_with_seed(glue_dir, tokenizer):
-    splits = datasets.DatasetDict(train=load_splits("rte", glue_dir, seed=0, max_train_samples=64)["train"])
+    splits = datasets.DatasetDict(train=load_splits(get_task("rte"), glue_dir, seed=0, max_train_samples=64)["train"])
 
     def first_epoch_labels(**kwargs):
-        loader = make_dataloaders("rte", splits, tokenizer, batch_size=64, **kwargs)["train"]
+        loader = make_dataloaders(get_task("rte"), splits, tokenizer, batch_size=64, **kwargs)["train"]
         return [next(iter(loader))["input_ids"][:, 1].tolist() for _ in range(2)]
 
     same_a, same_b = first_epoch_labels(seed=1), first_epoch_labels(seed=1)
@@ -435,10 +428,10 @@ def test_train_loader_shuffles_with_seed(glue_dir, tokenizer):
 
 
 def test_regression_labels_and_no_token_type_ids(glue_dir, tokenizer):
-    test = load_official_splits("stsb", glue_dir)["test"].select(range(10))
+    test = load_official_splits(get_task("stsb"), glue_dir)["test"].select(range(10))
     no_types = copy.deepcopy(tokenizer)
     no_types.model_input_names = ["input_ids", "attention_mask"]
-    batch = next(iter(make_dataloaders("stsb", {"test": test}, no_types, batch_size=4)["test"]))
+    batch = next(iter(make_dataloaders(get_task("stsb"), {"test": test}, no_types, batch_size=4)["test"]))
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     assert batch["labels"].dtype == torch.float32
     assert batch["labels"].tolist() == pytest.approx([5.0, 4.75, 5.0, 2.4])
@@ -469,4 +462,4 @@ def test_tokenizer_without_pad_token_is_rejected(tokenizer):
     no_pad = copy.deepcopy(tokenizer)
     no_pad.pad_token = None
     with pytest.raises(ValueError, match="no pad token"):
-        make_dataloaders("rte", {}, no_pad, batch_size=2)
+        make_dataloaders(get_task("rte"), {}, no_pad, batch_size=2)

@@ -261,8 +261,8 @@ def test_bayesian_searchers_improve_hypervolume(name):
 
 
 def test_large_binary_space_uses_per_layer_features():
-    space = {f"head_{l}_{h}": choice([0, 1]) for l in range(2) for h in range(4)}
-    space.update({f"unit_{l}_{u}": choice([0, 1]) for l in range(2) for u in range(80)})
+    space = {f"head_{level}_{h}": choice([0, 1]) for level in range(2) for h in range(4)}
+    space.update({f"unit_{level}_{u}": choice([0, 1]) for level in range(2) for u in range(80)})
     encoder = ConfigEncoder(space)
     features = FeatureMap(encoder, max_features=64)
     assert len(features.groups) == 4

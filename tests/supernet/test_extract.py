@@ -10,7 +10,6 @@ import pytest
 import torch
 from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification, BertForSequenceClassification
 
-from conftest import tiny_model
 from search_spaces.cost import count_parameters
 from search_spaces.masks import SubNetworkMasks
 from search_spaces.spaces import SEARCH_SPACES, get_search_space
@@ -27,6 +26,8 @@ from supernet.extract import (
 from supernet.loading import load_model
 from supernet.model import SuperNetwork
 from supernet.reference import masked_forward
+
+from conftest import tiny_model
 
 TOL = 1e-4
 SEQ = 12

@@ -8,24 +8,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from baselines.searchers.loop import Budget, Evaluation, SearchLoop
+from benchmarks.artifacts import check_dataset_seed
 from benchmarks.cli import main
-from benchmarks.tasks.data import load_splits, make_dataloaders, subsample
-from benchmarks.tasks.metrics import compute_metrics
+from benchmarks.commands.search import check_searcher
 from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, read_results
-from benchmarks.commands.search import (
-    Budget,
-    Evaluation,
-    ResultsTable,
-    RunIdentity,
-    SearchLoop,
-    check_dataset_seed,
-    check_searcher,
-)
-from conftest import train_tiny_supernet
+from benchmarks.tasks.loaders import load_splits, make_dataloaders, subsample
+from benchmarks.tasks.metrics import compute_metrics
+from benchmarks.tasks.registry import get_task
+from benchmarks.ws.table import ResultsTable, RunIdentity
 from search_spaces import cost_of, get_search_space
 from supernet.evaluation import evaluate
 from supernet.loading import load_model, load_tokenizer
 from supernet.model import SuperNetwork
+
+from conftest import train_tiny_supernet
 
 SAMPLES = 10
 SEARCH_FLAGS = ("--max-test-samples", "48", "--threads", "1", "--no-progress")
@@ -51,13 +48,13 @@ def direct(supernet_dir, glue_dir):
     folder = supernet_dir / "supernet"
     supernet = SuperNetwork(load_model(str(folder), num_labels=2))
     space = get_search_space("small", supernet.shape)
-    splits = load_splits("rte", data_dir=glue_dir, seed=3, max_valid_samples=40)
+    splits = load_splits(get_task("rte"), data_dir=glue_dir, seed=3, max_valid_samples=40)
     splits = {"validation": splits["validation"], "test": subsample(splits["test"], 48, 3)}
-    loaders = make_dataloaders("rte", splits, load_tokenizer(str(folder)), batch_size=32)
+    loaders = make_dataloaders(get_task("rte"), splits, load_tokenizer(str(folder)), batch_size=32)
 
     def error(config: dict, split: str) -> float:
         result = evaluate(supernet, loaders[split], masks=space.to_masks(config),
-                          metrics_fn=functools.partial(compute_metrics, "rte"))
+                          metrics_fn=functools.partial(compute_metrics, get_task("rte")))
         return result.metrics["error"]
 
     error.space = space
@@ -171,7 +168,8 @@ def test_replay_falls_back_to_recorded_configs_when_the_searcher_diverges():
 
 
 def test_results_table_marks_the_front_and_bounds_its_writing_time(tmp_path):
-    from benchmarks.objectives import CostFields, config_key
+    from baselines.searchers.ask_tell import config_key
+    from benchmarks.objectives import CostFields
 
     identity = RunIdentity(run_id="r", searcher="random_search", search_space="layer", strategy="sandwich",
                            task="rte", model="m", seed=0, size_objective="param_fraction")

@@ -9,19 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
+from benchmarks.artifacts import BEST_MODEL_DIR
 from benchmarks.cli import main
 from benchmarks.commands.export import Pick, export
-from benchmarks.nas.trial import BEST_MODEL_DIR, TrialSettings, run_trial
-from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, read_results
-from benchmarks.commands.nas import (
-    SETTINGS_FILE,
-    SYNE_TUNE_DIR,
-    TrialLimit,
-    check_budget,
-    environment,
-    mark_pareto_best_epochs,
-    threads_per_trial,
-)
+from benchmarks.nas.common import SETTINGS_FILE, check_budget, threads_per_trial
+from benchmarks.nas.local_backend import SYNE_TUNE_DIR, TrialLimit
+from benchmarks.nas.trial import TrialSettings, run_trial
+from benchmarks.ray_cluster import environment
+from benchmarks.results import COLUMNS, RESULTS_FILE, mark_pareto_best_epochs, pareto_mask, read_results
 from search_spaces import cost_of, get_search_space
 from supernet.extract import load_extracted
 

@@ -10,12 +10,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoModelForSequenceClassification
 
-from conftest import save_tiny_bert, tiny_bert_supernet
+from benchmarks.tasks.registry import get_task
 from search_spaces import get_search_space
 from supernet.evaluation import evaluate
 from supernet.model import SuperNetwork
 from supernet.strategies import get_strategy
 from supernet.training import CHECKPOINT_FILE, Trainer, TrainerCallback, TrainerConfig
+
+from conftest import save_tiny_bert, tiny_bert_supernet
 
 VOCAB = 60
 
@@ -238,11 +240,11 @@ def common_argv(model_dir, glue_dir, output_dir, epochs: int) -> list[str]:
 
 
 def validation_loader(model_dir, glue_dir):
-    from benchmarks.tasks.data import load_splits, make_dataloaders
+    from benchmarks.tasks.loaders import load_splits, make_dataloaders
     from supernet.loading import load_tokenizer
 
-    splits = load_splits("rte", data_dir=glue_dir, seed=1, max_valid_samples=32, max_train_samples=32)
-    return make_dataloaders("rte", splits, load_tokenizer(str(model_dir)), batch_size=8)["validation"]
+    splits = load_splits(get_task("rte"), data_dir=glue_dir, seed=1, max_valid_samples=32, max_train_samples=32)
+    return make_dataloaders(get_task("rte"), splits, load_tokenizer(str(model_dir)), batch_size=8)["validation"]
 
 
 def test_finetune_end_to_end(tiny_model_dir, glue_dir, tmp_path):
@@ -270,6 +272,7 @@ def test_finetune_end_to_end(tiny_model_dir, glue_dir, tmp_path):
 
 
 def test_train_supernet_end_to_end_and_resume(tiny_model_dir, glue_dir, tmp_path, monkeypatch):
+    from benchmarks.artifacts import read_supernet_info
     from benchmarks.commands import train_supernet
 
     extra = ["--search-space", "small", "--strategy", "kd", "--num-random", "2", "--temperature", "4"]
@@ -283,7 +286,7 @@ def test_train_supernet_end_to_end_and_resume(tiny_model_dir, glue_dir, tmp_path
         assert 0.0 <= metrics["test"][f"test_{name}_error"] <= 1.0
     assert metrics["strategy_options"] == {"num_random": 2, "temperature": 4.0}
     folder = straight / "supernet"
-    info = train_supernet.read_supernet_info(folder)
+    info = read_supernet_info(folder)
     assert (info["search_space"], info["strategy"], info["task"], info["dataset_seed"]) == ("small", "kd", "rte", 1)
     # The saved weights, reloaded, reproduce the last validation error of the full network.
     supernet = SuperNetwork(AutoModelForSequenceClassification.from_pretrained(folder))

@@ -17,7 +17,7 @@ from benchmarks.tasks.metrics import (
     predictions_from_logits,
     spearman,
 )
-from benchmarks.tasks.registry import custom_task
+from benchmarks.tasks.registry import custom_task, get_task
 
 # Binary example: predictions [1, 1, 0, 1, 0] against labels [1, 0, 0, 1, 1]
 # TP = 2 (positions 0, 3), FP = 1 (1), TN = 1 (2), FN = 1 (4).
@@ -76,7 +76,7 @@ def test_compute_metrics_cola_from_logits():
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.5, 0.2]])  # argmax -> [0, 1, 0, 0]
     labels = [0, 1, 1, 0]
     # TP = 1, TN = 2, FP = 0, FN = 1: mcc = 2 / sqrt(1 * 2 * 2 * 3) = 1 / sqrt(3)
-    scores = compute_metrics("cola", logits, labels)
+    scores = compute_metrics(get_task("cola"), logits, labels)
     assert set(scores) == {"mcc", "accuracy", "main", "error"}
     assert scores["mcc"] == pytest.approx(1 / math.sqrt(3))
     assert scores["accuracy"] == pytest.approx(0.75)
@@ -85,7 +85,7 @@ def test_compute_metrics_cola_from_logits():
 
 
 def test_compute_metrics_mrpc_main_is_f1():
-    scores = compute_metrics("mrpc", PREDS, LABELS)
+    scores = compute_metrics(get_task("mrpc"), PREDS, LABELS)
     assert scores == pytest.approx({"f1": 2 / 3, "accuracy": 0.6, "main": 2 / 3, "error": 1 / 3})
 
 
@@ -93,20 +93,20 @@ def test_compute_metrics_stsb_from_regression_logits():
     logits = torch.tensor([[1.0], [3.0], [2.0], [4.0]])
     labels = torch.tensor([1.0, 2.0, 3.0, 4.0])
     # ranks [1, 3, 2, 4] vs [1, 2, 3, 4]: rho = 0.8; Pearson: sum dx*dy = 4, sums of squares 5 and 5 -> 0.8
-    scores = compute_metrics("stsb", logits, labels)
+    scores = compute_metrics(get_task("stsb"), logits, labels)
     assert scores == pytest.approx({"spearman": 0.8, "pearson": 0.8, "main": 0.8, "error": 0.2})
-    constant = compute_metrics("stsb", torch.full((4, 1), 3.0), labels)
+    constant = compute_metrics(get_task("stsb"), torch.full((4, 1), 3.0), labels)
     assert constant["error"] == 1.0 and math.isfinite(constant["pearson"])
 
 
 def test_compute_metrics_accuracy_tasks_and_tensors():
     logits = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]], dtype=torch.bfloat16)
-    assert compute_metrics("rte", logits, [1, 1, 1]) == pytest.approx(
+    assert compute_metrics(get_task("rte"), logits, [1, 1, 1]) == pytest.approx(
         {"accuracy": 2 / 3, "main": 2 / 3, "error": 1 / 3}
     )
     swag_logits = np.array([[0.0, 1.0, 0.0, 0.0], [5.0, 1.0, 0.0, 2.0]])  # picks endings 1 and 0
-    assert compute_metrics("swag", swag_logits, [1, 3])["error"] == pytest.approx(0.5)
-    assert compute_metrics("mnli", np.array([0, 1, 2, 2]), np.array([0, 1, 2, 1]))["accuracy"] == 0.75
+    assert compute_metrics(get_task("swag"), swag_logits, [1, 3])["error"] == pytest.approx(0.5)
+    assert compute_metrics(get_task("mnli"), np.array([0, 1, 2, 2]), np.array([0, 1, 2, 1]))["accuracy"] == 0.75
 
 
 def test_compute_metrics_custom_task(tmp_path):
@@ -117,18 +117,18 @@ def test_compute_metrics_custom_task(tmp_path):
 
 
 def test_predictions_from_logits_shapes():
-    assert predictions_from_logits("rte", np.array([[0.0, 1.0], [2.0, 1.0]])).tolist() == [1, 0]
-    assert predictions_from_logits("stsb", np.array([[1.5], [2.5]])).tolist() == [1.5, 2.5]
+    assert predictions_from_logits(get_task("rte"), np.array([[0.0, 1.0], [2.0, 1.0]])).tolist() == [1, 0]
+    assert predictions_from_logits(get_task("stsb"), np.array([[1.5], [2.5]])).tolist() == [1.5, 2.5]
     with pytest.raises(ValueError, match=r"regression outputs must be \[n\] or \[n, 1\]"):
-        predictions_from_logits("stsb", np.zeros((2, 2)))
+        predictions_from_logits(get_task("stsb"), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="expected predictions"):
-        predictions_from_logits("rte", np.zeros((2, 2, 2)))
+        predictions_from_logits(get_task("rte"), np.zeros((2, 2, 2)))
 
 
 def test_compute_metrics_bad_input():
     with pytest.raises(ValueError, match="3 predictions for 2 labels"):
-        compute_metrics("rte", [0, 1, 1], [0, 1])
+        compute_metrics(get_task("rte"), [0, 1, 1], [0, 1])
     with pytest.raises(ValueError, match="zero examples"):
-        compute_metrics("rte", np.zeros(0), np.zeros(0))
+        compute_metrics(get_task("rte"), np.zeros(0), np.zeros(0))
     with pytest.raises(ValueError, match="unknown task 'glue'"):
-        compute_metrics("glue", [0], [0])
+        compute_metrics(get_task("glue"), [0], [0])

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_model
 from search_spaces.cost import count_parameters
 from search_spaces.masks import SubNetworkMasks
 from search_spaces.spaces import SEARCH_SPACES, get_search_space
 from supernet.loading import load_model
 from supernet.model import LayerPlan, Selection, SuperNetwork, attention_function, sliced_layer_forward
 from supernet.reference import masked, masked_forward
+
+from conftest import tiny_model
 
 TOL = 1e-4
 SEQ = 12

@@ -10,7 +10,6 @@ import torch
 from benchmarks.cli import main
 from benchmarks.perf.latency import measure_latency
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -11,12 +11,12 @@ import torch
 from benchmarks.cli import main
 from benchmarks.commands.export import EXPORT_FILE, SUBNETWORK_FILE, Pick, pick_rows
 from benchmarks.results import RESULTS_FILE, ResultRow, read_results, rows_to_frame
-from conftest import train_tiny_supernet
 from search_spaces import get_search_space
 from supernet.extract import load_extracted, load_extracted_masks
 from supernet.loading import load_model, load_tokenizer
 from supernet.model import SuperNetwork
 
+from conftest import train_tiny_supernet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

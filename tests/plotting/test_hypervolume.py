@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from pymoo.indicators.hv import HV
 
-from benchmarks.results import COLUMNS
-from benchmarks.results import best_epoch_rows, best_so_far_rows
+from benchmarks.results import COLUMNS, best_epoch_rows, best_so_far_rows
 from plotting.hypervolume import (
     HypervolumeSettings,
     add_regret,

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_bert_supernet
 from search_spaces import get_search_space
 from search_spaces.masks import SubNetworkMasks
 from supernet.model import SuperNetwork
@@ -19,6 +18,8 @@ from supernet.strategies import (
     random_probability,
     strategy_options,
 )
+
+from conftest import tiny_bert_supernet
 
 SEED = 3
 

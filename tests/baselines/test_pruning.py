@@ -30,13 +30,15 @@ from baselines.pruning.rfp import (
     retraining_free_prune,
     search_masks,
 )
-from conftest import save_tiny_bert
-from conftest import tiny_model as shared_tiny_model
+from benchmarks.tasks.registry import get_task
 from search_spaces.cost import count_macs, count_parameters
 from search_spaces.masks import SubNetworkMasks
 from supernet.extract import extract_sub_network
 from supernet.loading import model_shape
 from supernet.reference import masked
+
+from conftest import save_tiny_bert
+from conftest import tiny_model as shared_tiny_model
 
 SEQ = 10
 
@@ -350,6 +352,7 @@ def finetuned_dir(tmp_path_factory):
 
 def run_prune(method: str, finetuned_dir, glue_dir, output_dir, *extra: str):
     from benchmarks.commands import prune
+    from benchmarks.prune.rows import DETAILS_FILE
     from benchmarks.results import read_results
 
     parser = argparse.ArgumentParser()
@@ -359,7 +362,7 @@ def run_prune(method: str, finetuned_dir, glue_dir, output_dir, *extra: str):
             "--seed", "3", "--device", "cpu", "--threads", "1", "--no-progress", "--seq-len", "64", *extra]
     assert prune.run(parser.parse_args(argv)) == 0
     frame = read_results(output_dir)
-    details = json.loads((output_dir / prune.DETAILS_FILE).read_text())
+    details = json.loads((output_dir / DETAILS_FILE).read_text())
     return frame, details
 
 
@@ -409,7 +412,7 @@ def test_prune_head_prune_end_to_end(finetuned_dir, glue_dir, tmp_path):
 
 
 def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_dir, glue_dir, tmp_path):
-    from benchmarks.tasks.data import load_splits, make_dataloaders
+    from benchmarks.tasks.loaders import load_splits, make_dataloaders
     from benchmarks.tasks.metrics import metrics_fn
     from supernet.evaluation import evaluate
     from supernet.extract import load_extracted
@@ -422,12 +425,12 @@ def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_di
     assert [entry.get("budget") for entry in details["rows"]] == [None, 0.5, 0.8]
     assert frame["mac_fraction"].iloc[1] <= 0.5 and frame["mac_fraction"].iloc[2] <= 0.8
     assert frame["mac_fraction"].iloc[1] > 0.4  # the search spends its budget
-    splits = load_splits("rte", data_dir=glue_dir, seed=0, max_valid_samples=24)
+    splits = load_splits(get_task("rte"), data_dir=glue_dir, seed=0, max_valid_samples=24)
     tokenizer = load_tokenizer(str(finetuned_dir / "best_model"))
-    loader = make_dataloaders("rte", {"validation": splits["validation"]}, tokenizer, batch_size=32)["validation"]
+    loader = make_dataloaders(get_task("rte"), {"validation": splits["validation"]}, tokenizer, batch_size=32)["validation"]
     for (_, row), entry in zip(frame.iterrows(), details["rows"]):
         model = load_extracted(entry["model_dir"], device="cpu")
-        error = evaluate(model, loader, metrics_fn=metrics_fn("rte")).metrics["error"]
+        error = evaluate(model, loader, metrics_fn=metrics_fn(get_task("rte"))).metrics["error"]
         assert error == pytest.approx(row["valid_error"])
     from plotting.relative import relative_performance
 
@@ -437,20 +440,21 @@ def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_di
 
 
 def test_prune_rejects_bad_arguments(finetuned_dir, glue_dir, tmp_path):
-    from benchmarks.commands import prune
+    from benchmarks.artifacts import finetuned_model_dir
+    from benchmarks.prune.methods import get_method
 
     with pytest.raises(ValueError, match="--budgets"):
         run_prune("rfp", finetuned_dir, glue_dir, tmp_path, "--budgets", "0", "0.5")
     with pytest.raises(FileNotFoundError, match="finetune"):
-        prune.finetuned_model_dir(tmp_path)
+        finetuned_model_dir(tmp_path)
     with pytest.raises(ValueError, match="layer-drop, head-prune, rfp"):
-        prune.get_method("magnitude")
+        get_method("magnitude")
 
 
 def test_pruning_uses_the_fine_tuned_models_split_seed(tmp_path):
     import json
 
-    from benchmarks.commands.prune import finetuned_dataset_seed
+    from benchmarks.artifacts import finetuned_dataset_seed
 
     (tmp_path / "run.json").write_text(json.dumps({"arguments": {"dataset_seed": 3}}))
     assert finetuned_dataset_seed(tmp_path, None, force=False) == 3
