@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import warnings
@@ -34,6 +35,14 @@ from plotting.hypervolume import (
     on_grid,
     resolve_size_column,
     summarize_over_seeds,
+)
+from plotting.learning_curves import (
+    is_supernet_run,
+    learning_curve_table,
+    plot_learning_curves,
+    probe_curves,
+    probe_label,
+    read_supernet_metrics,
 )
 from plotting.normalize import NORMALIZERS
 from plotting.ranks import bootstrap_average_ranks
@@ -293,6 +302,47 @@ def _boxplot_section(final: pd.DataFrame, by: str, title: str, ctx: _Context) ->
 VARIANT_COLUMNS = ("strategy", "search_space")
 
 
+def supernet_of(source: str | os.PathLike) -> Path | None:
+    """The super-network run a weight-sharing search folder was run on (from its run.json), if it has curves."""
+    run_file = Path(source) / "run.json"
+    if not run_file.is_file():
+        return None
+    try:
+        supernet = json.loads(run_file.read_text(encoding="utf-8")).get("arguments", {}).get("supernet")
+    except ValueError:
+        return None
+    if not supernet:
+        return None
+    for folder in (Path(supernet), Path(supernet).parent):
+        if is_supernet_run(folder):
+            return folder
+    return None
+
+
+def _supernet_section(folder: Path, ctx: _Context) -> None:
+    """Learning curves of a super-network's probe sub-networks, as a table and a figure."""
+    metrics = read_supernet_metrics(folder)
+    curves = probe_curves(metrics)
+    constant = metrics.get("constant", {}).get("valid", {}).get("main")
+    metric = metrics.get("main_metric", "metric")
+    constant_text = "" if constant is None else f"; the constant predictor scores {constant:.4f}"
+    ctx.blocks.append(Heading(f"Super-network training: {folder}"))
+    ctx.blocks.append(Paragraph(
+        f"Task {metrics.get('task')}, strategy {metrics.get('strategy')} {metrics.get('strategy_options', {})}, "
+        f"search space {metrics.get('search_space')}. Validation {metric} of fixed probe sub-networks after every "
+        f"epoch{constant_text}. A trained super-network lifts every probe above the constant predictor, and its "
+        "full network matches plain fine-tuning."))
+    table = learning_curve_table(curves)
+    fractions = dict(zip(curves["probe"], curves["encoder_mac_fraction"]))
+    header = ["epoch", *(probe_label(name, fractions[name]) for name in table.columns)]
+    ctx.blocks.append(Table(header, [[Cell(str(epoch)), *(Cell(f"{value:.4f}") for value in row)]
+                                     for epoch, row in table.iterrows()]))
+    fig, axes = new_figure()
+    plot_learning_curves(curves, metric_label=f"validation {metric}", constant=constant, ax=axes[0])
+    axes[0].set_title(f"{metrics.get('task')}: probe sub-networks per epoch")
+    ctx.figure(fig, f"learning_curves_{_slug(str(folder))}", "Validation metric of the probe sub-networks per epoch.")
+
+
 def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
     """Tell a method's variants apart: where one (kind, method) ran with several strategies or search spaces,
     its rows are renamed e.g. ``random_search (standard, layer)``, so tables, ranks and curves do not pool them."""
@@ -322,8 +372,13 @@ def write_report(
     if size_objective is not None:
         settings = replace(settings, size_objective=size_objective)
     hv_settings = settings.hypervolume()
-    frame = label_variants(pd.concat([read_results(source) for source in sources], ignore_index=True))
+    supernets = [Path(source) for source in sources if is_supernet_run(source)]
+    sources = [source for source in sources if Path(source) not in supernets]
+    supernets += [found for found in map(supernet_of, sources) if found is not None and found not in supernets]
     out_dir = Path(out_dir)
+    if not sources:
+        return _write_supernet_report(supernets, out_dir, settings)
+    frame = label_variants(pd.concat([read_results(source) for source in sources], ignore_index=True))
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = _Context(out_dir, settings, method_colors(frame["method"].astype(str).unique()))
     title = "plm-nas results report"
@@ -359,18 +414,36 @@ def write_report(
     final = final_hypervolume(trajectories)
     _boxplot_section(final[final["kind"] == "weight-sharing"], "strategy", "super-network training strategies", ctx)
     _boxplot_section(final, "search_space", "search spaces", ctx)
+    for folder in supernets:
+        _supernet_section(folder, ctx)
     for section in sections:
         ctx.blocks += section.to_blocks()
-    md_path = out_dir / REPORT_MD
+    return _write_documents(ctx, title)
+
+
+def _write_documents(ctx: _Context, title: str) -> Path:
+    md_path = ctx.out_dir / REPORT_MD
     md_path.write_text(to_markdown(ctx.blocks), encoding="utf-8")
-    (out_dir / REPORT_HTML).write_text(to_html(ctx.blocks, title), encoding="utf-8")
+    (ctx.out_dir / REPORT_HTML).write_text(to_html(ctx.blocks, title), encoding="utf-8")
     return md_path
+
+
+def _write_supernet_report(folders: list[Path], out_dir: Path, settings: ReportSettings) -> Path:
+    """A report of super-network runs alone: their probe learning curves."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = _Context(out_dir, settings, {})
+    title = "plm-nas super-network report"
+    ctx.blocks.append(Heading(title, 1))
+    for folder in folders:
+        _supernet_section(folder, ctx)
+    return _write_documents(ctx, title)
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``plm-nas report``."""
     parser.add_argument("results", type=Path, nargs="+",
-                        help="results.csv files or folders searched for results files (several are combined)")
+                        help="results.csv files or folders searched for results files (several are combined), "
+                             "or train-supernet output folders (their probe learning curves)")
     parser.add_argument("--out", type=Path, required=True, help="folder for report.md, report.html and figures/")
     parser.add_argument("--size-objective", choices=SIZE_OBJECTIVES, default=None,
                         help="size column for fronts (default: the size objective the rows were searched with)")

@@ -68,6 +68,9 @@ class TrainerCallback:
     def on_train_begin(self, trainer: "Trainer") -> None:
         """Called once per :meth:`Trainer.fit`, after a checkpoint was restored (``trainer.history`` is set)."""
 
+    def on_step_begin(self, trainer: "Trainer", step: int) -> None:
+        """Called before training step ``step`` (0-based over the whole run), before gradients are zeroed."""
+
     def on_epoch_end(self, trainer: "Trainer", epoch: int) -> Mapping[str, Any] | None:
         """Called after training epoch ``epoch`` (1-based), before its checkpoint; returns metrics for the history."""
 
@@ -238,6 +241,8 @@ class Trainer:
             dynamic_ncols=True,
         )
         for batch in bar:
+            for callback in self.callbacks:
+                callback.on_step_begin(self, self.step)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.strategy.step_loss(
                 self.supernet, move_to_device(batch, self.device), self.step, self.total_steps, self.rng

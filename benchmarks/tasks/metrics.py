@@ -110,3 +110,19 @@ def compute_metrics(spec: TaskSpec, predictions_or_logits: Any, labels: Any) -> 
 def metrics_fn(spec: TaskSpec) -> Callable[..., dict[str, float]]:
     """``compute_metrics`` bound to ``task``, as :func:`supernet.evaluation.evaluate` wants it."""
     return functools.partial(compute_metrics, spec)
+
+
+def constant_predictor_metrics(spec: TaskSpec, train_labels: Any, eval_labels: Any) -> dict[str, float]:
+    """Metrics of the constant predictor: the training majority class, or the training mean score.
+
+    The floor any trained (sub-)network must beat: a network scoring this has learned nothing of its input.
+    """
+    train, labels = _to_numpy(train_labels).reshape(-1), _to_numpy(eval_labels).reshape(-1)
+    if len(train) == 0:
+        raise ValueError(f"task {spec.name!r}: no training labels to take the constant prediction from")
+    if spec.is_regression:
+        constant = np.full(len(labels), float(np.mean(train)))
+    else:
+        values, counts = np.unique(train.astype(np.int64), return_counts=True)
+        constant = np.full(len(labels), int(values[np.argmax(counts)]), dtype=np.int64)
+    return compute_metrics(spec, constant, labels)

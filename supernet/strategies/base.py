@@ -51,7 +51,7 @@ class Strategy(ABC):
         The caller zeroes gradients before and takes one optimiser step after. A distilled pass learns from
         the detached logits of the step's latest full-network pass. The full network is active afterwards.
         """
-        passes = self.plan(step, total_steps, rng)
+        passes = self.passes(step, total_steps, rng)
         labels = batch["labels"]
         inputs = {key: value for key, value in batch.items() if key != "labels"}
         regression = is_regression(supernet.model.config, supernet.shape.head)
@@ -75,6 +75,10 @@ class Strategy(ABC):
             supernet.set_sub_network(None)
         return total
 
+    def passes(self, step: int, total_steps: int, rng: np.random.Generator) -> list[Pass]:
+        """The passes step ``step`` runs: :meth:`plan`, unless a subclass puts something before it."""
+        return self.plan(step, total_steps, rng)
+
     @property
     def distill_temperature(self) -> float:
         """Temperature of distilled passes; only distilling strategies define one."""
@@ -87,6 +91,7 @@ class SamplingStrategy(Strategy, ABC):
 
     search_space: Any = None
     num_random: int = 1
+    full_warmup: float = 0.0
     min_random: ClassVar[int] = 1  # strategies that train other networks besides may allow 0
 
     def __post_init__(self) -> None:
@@ -94,6 +99,18 @@ class SamplingStrategy(Strategy, ABC):
             raise ValueError(f"strategy {self.name!r} samples sub-networks and needs a search space")
         if self.num_random < self.min_random:
             raise ValueError(f"strategy {self.name!r} needs num_random >= {self.min_random}, got {self.num_random}")
+        if not 0.0 <= self.full_warmup < 1.0:
+            raise ValueError(f"full_warmup must be in [0, 1), got {self.full_warmup}")
+
+    def passes(self, step: int, total_steps: int, rng: np.random.Generator) -> list[Pass]:
+        """The full network alone for the first ``full_warmup`` share of steps, then :meth:`plan`.
+
+        Sub-networks learn from a network that already solves the task (its representation, its
+        classifier and, when distilling, its predictions) instead of from a random classifier.
+        """
+        if step < self.full_warmup * total_steps:
+            return [Pass(None)]
+        return self.plan(step, total_steps, rng)
 
     def random_passes(self, rng: np.random.Generator, distill: bool = False) -> list[Pass]:
         """``num_random`` sub-networks sampled from the search space's own distribution."""

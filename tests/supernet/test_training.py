@@ -280,11 +280,11 @@ def test_train_supernet_end_to_end_and_resume(tiny_model_dir, glue_dir, tmp_path
     assert train_supernet.run(parse(train_supernet, common_argv(tiny_model_dir, glue_dir, straight, 2) + extra)) == 0
     metrics = json.loads((straight / "metrics.json").read_text())
     assert len(metrics["history"]) == 2
-    for name in ("full", "smallest", "midpoint"):
+    for name in ("full", "mac75", "mac50", "mac25", "smallest"):  # the probes of supernet.probes
         for record in metrics["history"]:
             assert 0.0 <= record[f"valid_{name}_error"] <= 1.0
         assert 0.0 <= metrics["test"][f"test_{name}_error"] <= 1.0
-    assert metrics["strategy_options"] == {"num_random": 2, "temperature": 4.0}
+    assert metrics["strategy_options"] == {"num_random": 2, "temperature": 4.0, "full_warmup": 0.0}
     folder = straight / "supernet"
     info = read_supernet_info(folder)
     assert (info["search_space"], info["strategy"], info["task"], info["dataset_seed"]) == ("small", "kd", "rte", 1)

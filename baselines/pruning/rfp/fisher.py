@@ -26,3 +26,11 @@ def fisher_gradients(
     """Per-example gradients of all head and unit gates of the full model over ``batches`` (the sample)."""
     return mask_gradients(model, batches, None, heads=True, units=True, progress=progress,
                           description="Fisher gradients")
+
+
+def fisher_importance(
+    model: PreTrainedModel, batches: Iterable[Mapping[str, torch.Tensor]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Importance of every head ``[L, H]`` and unit ``[L, U]``: the diagonal Fisher of its gate over ``batches``."""
+    grads = fisher_gradients(model, batches)
+    return diagonal_fisher(grads.heads), diagonal_fisher(grads.units)
