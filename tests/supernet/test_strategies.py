@@ -111,10 +111,10 @@ def assert_grads_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
 
 def test_registry_holds_the_six_strategies_and_rejects_unused_options():
     assert list(STRATEGIES) == ["standard", "random", "linear_random", "sandwich", "kd", "full"]
-    assert strategy_options("sandwich") == {"num_random": 2}
-    assert strategy_options("full") == {"num_random": 2, "temperature": 10.0}
-    assert strategy_options("kd") == {"num_random": 1, "temperature": 10.0}
-    assert strategy_options("random") == {"num_random": 1}
+    assert strategy_options("sandwich") == {"num_random": 2, "full_warmup": 0.0}
+    assert strategy_options("full") == {"num_random": 2, "full_warmup": 0.0, "temperature": 10.0}
+    assert strategy_options("kd") == {"num_random": 1, "full_warmup": 0.0, "temperature": 10.0}
+    assert strategy_options("random") == {"num_random": 1, "full_warmup": 0.0}
     assert strategy_options("standard") == {}
     space = get_search_space("small", tiny_supernet().shape)
     assert get_strategy("kd", space, num_random=None, temperature=None).temperature == 10.0
