@@ -20,16 +20,16 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "info": Command("benchmarks.info", "summarise a model, a task and the search spaces"),
-    "finetune": Command("benchmarks.finetune", "fine-tune the full model on a task"),
-    "train-supernet": Command("benchmarks.train_supernet", "train a weight-sharing super-network"),
-    "search": Command("benchmarks.ws_search", "weight-sharing multi-objective search on a trained super-network"),
-    "nas": Command("benchmarks.standard_nas", "standard NAS: fine-tune each sampled sub-network (Syne Tune)"),
-    "export": Command("benchmarks.export", "extract chosen sub-networks of a results table as standalone models"),
-    "prune": Command("benchmarks.prune", "structural pruning baselines (layer dropping, head pruning, RFP)"),
+    "info": Command("benchmarks.commands.info", "summarise a model, a task and the search spaces"),
+    "finetune": Command("benchmarks.commands.finetune", "fine-tune the full model on a task"),
+    "train-supernet": Command("benchmarks.commands.train_supernet", "train a weight-sharing super-network"),
+    "search": Command("benchmarks.commands.search", "weight-sharing multi-objective search on a trained super-network"),
+    "nas": Command("benchmarks.commands.nas", "standard NAS: fine-tune each sampled sub-network (Syne Tune)"),
+    "export": Command("benchmarks.commands.export", "extract chosen sub-networks of a results table as standalone models"),
+    "prune": Command("benchmarks.commands.prune", "structural pruning baselines (layer dropping, head pruning, RFP)"),
     "report": Command("plotting.report", "hypervolume tables, ranks and figures from results files"),
-    "experiments": Command("benchmarks.experiments", "run a grid of experiments (paper or CPU-sized), resumable"),
-    "demo": Command("benchmarks.demo", "the main job: super-network, search, extraction and report on MiniLM"),
+    "experiments": Command("benchmarks.commands.experiments", "run a grid of experiments (paper or CPU-sized), resumable"),
+    "demo": Command("benchmarks.commands.demo", "the main job: super-network, search, extraction and report on MiniLM"),
 }
 
 

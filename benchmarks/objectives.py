@@ -7,8 +7,6 @@ the same functions here, so a row's cost fields never depend on who produced it.
 """
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -78,32 +76,6 @@ def masks_cost(shape: ModelShape, masks: SubNetworkMasks, seq_len: int = DEFAULT
 def config_cost(space: SearchSpace, config: Mapping[str, Any], seq_len: int = DEFAULT_SEQ_LEN) -> CostFields:
     """Cost fields of the sub-network a search-space config selects."""
     return masks_cost(space.shape, space.to_masks(config), seq_len=seq_len)
-
-
-def config_key(config: Mapping[str, Any]) -> str:
-    """Canonical JSON of a config (sorted keys, plain ints): the identity of a sub-network within a run."""
-    return json.dumps({str(k): _plain(v) for k, v in config.items()}, sort_keys=True)
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars (as searchers may return them) as Python numbers."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` with Python scalars only (JSON- and search-space-friendly)."""
-    return {str(k): _plain(v) for k, v in config.items()}
-
-
-def add_size_objective_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``--size-objective`` option shared by ``plm-nas nas`` and ``plm-nas search``."""
-    parser.add_argument(
-        "--size-objective",
-        default=DEFAULT_SIZE_OBJECTIVE,
-        choices=SIZE_OBJECTIVES,
-        help="size objective minimised beside the validation error (default: param_fraction, the paper's; "
-        "mac_fraction or encoder_param_fraction suit small models whose embeddings dominate, like MiniLM)",
-    )
 
 
 def initial_design(space: Any) -> list[dict[str, Any]]:

@@ -1,22 +1,27 @@
-"""The tidy results table: one row per evaluated sub-network, written atomically.
+"""The tidy results table, the one contract between producers and plotting: schema, Pareto flag, epoch rules.
 
 Every producer (standard NAS, weight-sharing search, pruning baselines) writes these columns, and every
-consumer (hypervolume, plots, report) reads only these files, so neither side knows who made a row.
+consumer (hypervolume, plots, report, export) reads only these files through this module, so neither side
+knows who made a row. The module imports nothing else of the project.
+
+Standard NAS reports one row per epoch of a trial (same ``run_id`` and ``config``). As of any time, a trial
+counts with the best validation error of its epochs seen so far: :func:`best_so_far_rows` keeps exactly the
+epoch rows that improve their trial's best, and :func:`best_epoch_rows` keeps one row per trial (its best
+epoch, ties to the earliest, with the runtime at which it was reached).
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 RESULTS_FILE = "results.csv"
-RUN_INFO_FILE = "run.json"
 
 COLUMNS: tuple[str, ...] = (
     "run_id",  # one search / pruning run
@@ -85,19 +90,18 @@ class ResultRow:
 
 
 def pareto_mask(errors: Iterable[float], sizes: Iterable[float]) -> list[bool]:
-    """True for points not dominated by any other (both objectives minimised; ties keep the first)."""
-    pts = list(zip(errors, sizes))
-    flags = []
-    for i, (e, s) in enumerate(pts):
-        dominated = False
-        for j, (e2, s2) in enumerate(pts):
-            if j == i:
-                continue
-            if (e2 <= e and s2 <= s) and ((e2 < e or s2 < s) or j < i):
-                dominated = True
-                break
-        flags.append(not dominated)
-    return flags
+    """True for points not dominated by any other (both minimised; of equal points the first is kept).
+
+    Points with a NaN objective are neither dominated nor dominate. Sorted by (error, size, position), a point is
+    on the front exactly when its size is below the smallest size of every point before it: O(n log n).
+    """
+    errors, sizes = np.asarray(list(errors), dtype=float), np.asarray(list(sizes), dtype=float)
+    flags = np.ones(len(errors), dtype=bool)
+    comparable = np.flatnonzero(~(np.isnan(errors) | np.isnan(sizes)))
+    order = comparable[np.lexsort((comparable, sizes[comparable], errors[comparable]))]
+    smallest_before = np.concatenate(([np.inf], np.minimum.accumulate(sizes[order])[:-1]))
+    flags[order] = sizes[order] < smallest_before
+    return flags.tolist()
 
 
 def rows_to_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
@@ -136,34 +140,6 @@ def write_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
-    return path
-
-
-def write_folder_atomic(folder: str | os.PathLike, fill: Callable[[Path], Any]) -> Path:
-    """Let ``fill`` write a folder's files into a staging folder beside it, then swap it in.
-
-    A process killed while saving leaves the previous folder (or none), never a mix of two saves.
-    """
-    folder = Path(folder)
-    staging = folder.with_name(f".{folder.name}.staging")
-    retired = folder.with_name(f".{folder.name}.old")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(retired, ignore_errors=True)
-    fill(staging)
-    if folder.exists():
-        folder.rename(retired)
-    staging.rename(folder)
-    shutil.rmtree(retired, ignore_errors=True)
-    return folder
-
-
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
     """Read one results file, or every ``results.csv`` below a folder, into one frame."""
     path = Path(path)
@@ -181,4 +157,66 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{path} is not a results table: missing columns {missing}")
     for col in ("strategy", "searcher", "search_space"):
         frame[col] = frame[col].fillna("")
+    return frame
+
+
+# ------------------------------------------------------------------------------------------ per-epoch rows
+
+
+def _is_epoch_row(frame: pd.DataFrame) -> pd.Series:
+    return frame["epoch"].notna()
+
+
+def trial_ids(frame: pd.DataFrame) -> pd.Series:
+    """One id per trial: (run, config) for per-epoch standard-NAS rows, the row itself otherwise."""
+    by_config = frame["run_id"].astype(str) + "\x1f" + frame["config"].astype(str)
+    by_row = "row\x1f" + pd.Series(frame.index.astype(str), index=frame.index)
+    return by_config.where(_is_epoch_row(frame), by_row)
+
+
+def time_ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the order they were reported: by runtime, then epoch (stable)."""
+    return frame.sort_values(["runtime_s", "epoch"], kind="stable", na_position="first")
+
+
+def best_epoch_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Reduce per-epoch rows of each trial (same run_id and config) to its best-validation epoch row.
+
+    The kept row carries the runtime at which that best epoch was reported; ties keep the earliest epoch.
+    Rows without an epoch pass through unchanged; the original row order is kept.
+    """
+    is_epoch = _is_epoch_row(frame)
+    if not is_epoch.any():
+        return frame.copy()
+    epochs = time_ordered(frame[is_epoch])
+    score = epochs["valid_error"].astype(float).fillna(np.inf)
+    best = score.groupby([epochs["run_id"], epochs["config"]], sort=False).idxmin()
+    return frame[~is_epoch | frame.index.isin(best.to_numpy())].copy()
+
+
+def best_so_far_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Keep the per-epoch rows that improve their trial's best validation error so far (all other rows too).
+
+    The front of these rows up to any time equals the front of every trial's best epoch as of that time.
+    """
+    is_epoch = _is_epoch_row(frame)
+    if not is_epoch.any():
+        return frame.copy()
+    epochs = time_ordered(frame[is_epoch])
+    score = epochs["valid_error"].astype(float).fillna(np.inf)
+    keys = [epochs["run_id"], epochs["config"]]
+    previous_best = score.groupby(keys, sort=False).cummin().groupby(keys, sort=False).shift(1)
+    first = previous_best.isna()
+    improves = first | (score < previous_best)
+    return frame[~is_epoch | frame.index.isin(epochs.index[improves.to_numpy()])].copy()
+
+
+def mark_pareto_best_epochs(frame: pd.DataFrame) -> pd.DataFrame:
+    """``pareto`` True for each trial's best-validation epoch row that is on the front of those rows."""
+    frame = frame.copy()
+    frame["pareto"] = False
+    if frame.empty:
+        return frame
+    best = mark_pareto(best_epoch_rows(frame))
+    frame.loc[best.index, "pareto"] = best["pareto"].astype(bool)
     return frame

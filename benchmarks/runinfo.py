@@ -12,11 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from benchmarks.results import RUN_INFO_FILE, write_json_atomic
+from benchmarks.files import RUN_INFO_FILE, write_json_atomic
 
 PACKAGE = "plm-nas"
 _VERSIONED = {"torch": "torch", "transformers": "transformers", "syne-tune": "syne-tune", "datasets": "datasets"}
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+# The one place that knows where the checkout is: trial scripts and Ray workers put it on PYTHONPATH.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def package_version(distribution: str) -> str | None:
@@ -35,7 +36,7 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def git_commit(path: str | os.PathLike = _REPO_ROOT) -> dict[str, Any] | None:
+def git_commit(path: str | os.PathLike = PROJECT_ROOT) -> dict[str, Any] | None:
     """Commit and dirty flag of the checkout holding ``path``; ``None`` outside git or without git."""
 
     def git(*args: str) -> str:

@@ -1,9 +1,8 @@
 """Analysis and figures from the tidy results table: hypervolumes, ranks, relative performance, report."""
+from benchmarks.results import best_epoch_rows, best_so_far_rows
 from plotting.hypervolume import (
     HypervolumeSettings,
     add_regret,
-    best_epoch_rows,
-    best_so_far_rows,
     final_hypervolume,
     hypervolume_2d,
     hypervolume_over_time,

@@ -4,11 +4,9 @@ Both objectives are minimised. Points are first normalised per task over all row
 :mod:`plotting.normalize`), then the hypervolume of a set of points is the area dominated by them and bounded by
 the reference point; a point that does not strictly dominate the reference point contributes nothing.
 
-Standard NAS reports one row per epoch of a trial (same ``run_id`` and ``config``). As of any time, a trial
-counts with the best validation error of its epochs seen so far; :func:`best_so_far_rows` keeps exactly the
-epoch rows that improve their trial's best, which gives that hypervolume over time, and :func:`best_epoch_rows`
-keeps one row per trial (the best epoch overall, with the runtime at which it was reached), which is what
-tables of test errors need.
+Standard NAS reports one row per epoch of a trial; :func:`benchmarks.results.best_so_far_rows` keeps the epoch
+rows that improve their trial's best so far, which gives the hypervolume over time, and
+:func:`benchmarks.results.best_epoch_rows` one row per trial, which is what tables of test errors need.
 """
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from benchmarks.results import SIZE_OBJECTIVES
+from benchmarks.results import SIZE_OBJECTIVES, pareto_mask, time_ordered, trial_ids
 from plotting.normalize import Bounds, get_normalizer, normalize_objectives
 
 RUN_COLUMNS: tuple[str, ...] = ("task", "kind", "method", "run_id", "seed", "searcher", "strategy", "search_space")
@@ -80,9 +78,8 @@ def pareto_front_2d(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarra
     pts = pts[np.all(np.isfinite(pts), axis=1)]
     if len(pts) == 0:
         return pts
-    pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
-    best_before = np.concatenate(([np.inf], np.minimum.accumulate(pts[:, 1])[:-1]))
-    return pts[pts[:, 1] < best_before]
+    front = pts[np.asarray(pareto_mask(pts[:, 0], pts[:, 1]))]
+    return front[np.lexsort((front[:, 1], front[:, 0]))]
 
 
 def hypervolume_2d(points: Sequence[Sequence[float]] | np.ndarray, reference_point: Sequence[float]) -> float:
@@ -141,53 +138,6 @@ def resolve_size_column(frame: pd.DataFrame, override: str | None = None) -> str
     return DEFAULT_SIZE_COLUMN
 
 
-def _is_epoch_row(frame: pd.DataFrame) -> pd.Series:
-    return frame["epoch"].notna()
-
-
-def trial_ids(frame: pd.DataFrame) -> pd.Series:
-    """One id per trial: (run, config) for per-epoch standard-NAS rows, the row itself otherwise."""
-    by_config = frame["run_id"].astype(str) + "\x1f" + frame["config"].astype(str)
-    by_row = "row\x1f" + pd.Series(frame.index.astype(str), index=frame.index)
-    return by_config.where(_is_epoch_row(frame), by_row)
-
-
-def _time_ordered(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values([TIME, "epoch"], kind="stable", na_position="first")
-
-
-def best_epoch_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Reduce per-epoch rows of each trial (same run_id and config) to its best-validation epoch row.
-
-    The kept row carries the runtime at which that best epoch was reported; ties keep the earliest epoch.
-    Rows without an epoch pass through unchanged; the original row order is kept.
-    """
-    is_epoch = _is_epoch_row(frame)
-    if not is_epoch.any():
-        return frame.copy()
-    epochs = _time_ordered(frame[is_epoch])
-    score = epochs["valid_error"].astype(float).fillna(np.inf)
-    best = score.groupby([epochs["run_id"], epochs["config"]], sort=False).idxmin()
-    return frame[~is_epoch | frame.index.isin(best.to_numpy())].copy()
-
-
-def best_so_far_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Keep the per-epoch rows that improve their trial's best validation error so far (all other rows too).
-
-    The front of these rows up to any time equals the front of every trial's best epoch as of that time.
-    """
-    is_epoch = _is_epoch_row(frame)
-    if not is_epoch.any():
-        return frame.copy()
-    epochs = _time_ordered(frame[is_epoch])
-    score = epochs["valid_error"].astype(float).fillna(np.inf)
-    keys = [epochs["run_id"], epochs["config"]]
-    previous_best = score.groupby(keys, sort=False).cummin().groupby(keys, sort=False).shift(1)
-    first = previous_best.isna()
-    improves = first | (score < previous_best)
-    return frame[~is_epoch | frame.index.isin(epochs.index[improves.to_numpy()])].copy()
-
-
 def normalized_points(frame: pd.DataFrame, settings: HypervolumeSettings = HypervolumeSettings()) -> pd.DataFrame:
     """Copy of ``frame`` with normalised objectives in ``hv_error`` and ``hv_size`` (and the size column used)."""
     if settings.error_column not in frame.columns:
@@ -226,7 +176,7 @@ def hypervolume_over_time(
     points = normalized_points(frame, settings)
     parts = []
     for _, part in points.groupby(["task", "run_id"], sort=True):
-        part = _time_ordered(part)
+        part = time_ordered(part)
         hv = hypervolume_trajectory(part[[HV_ERROR, HV_SIZE]].to_numpy(), settings.reference_point)
         first_seen = ~trial_ids(part).duplicated()
         traj = part[_run_columns(part)].copy()

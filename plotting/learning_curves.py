@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 
 from plotting.style import new_figure
 

@@ -18,7 +18,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from plotting.hypervolume import RUN_COLUMNS, best_epoch_rows, resolve_size_column
+from benchmarks.results import best_epoch_rows
+from plotting.hypervolume import RUN_COLUMNS, resolve_size_column
 
 DEFAULT_FRACTIONS_PRUNED: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.91, 0.1), 2))
 FULL_SIZE_TOLERANCE = 1e-6

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 import re
@@ -15,7 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmarks.results import SIZE_OBJECTIVES, read_results
+from benchmarks.results import SIZE_OBJECTIVES, best_epoch_rows, best_so_far_rows, read_results
+from plotting.document import Block, Cell, Heading, Image, Paragraph, Section, Table, to_html, to_markdown
 from plotting.figures import (
     plot_average_ranks,
     plot_boxplot,
@@ -29,8 +29,6 @@ from plotting.hypervolume import (
     TIME,
     HypervolumeSettings,
     add_regret,
-    best_epoch_rows,
-    best_so_far_rows,
     final_hypervolume,
     hypervolume_over_time,
     make_grid,
@@ -76,105 +74,6 @@ class ReportSettings:
             normalization=self.normalization, reference_point=tuple(self.reference_point),
             size_column=self.size_objective,
         )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Document blocks rendered to both Markdown and HTML
-
-
-@dataclass
-class Cell:
-    text: str
-    bold: bool = False
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[Cell]]
-
-    def to_markdown(self) -> str:
-        def fmt(cell: Cell) -> str:
-            text = cell.text.replace("|", "\\|")
-            return f"**{text}**" if cell.bold else text
-
-        lines = ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
-        lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in self.rows]
-        return "\n".join(lines)
-
-    def to_html(self) -> str:
-        def fmt(cell: Cell) -> str:
-            text = html.escape(cell.text)
-            return f"<td><b>{text}</b></td>" if cell.bold else f"<td>{text}</td>"
-
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
-        body = "".join("<tr>" + "".join(fmt(c) for c in row) + "</tr>\n" for row in self.rows)
-        return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
-
-
-@dataclass
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass
-class Paragraph:
-    text: str
-    note: bool = False
-
-
-@dataclass
-class Image:
-    png: str  # relative to the report
-    pdf: str
-    caption: str
-
-
-Block = Heading | Paragraph | Table | Image
-
-
-def _markdown(blocks: Sequence[Block]) -> str:
-    out = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            out.append("#" * block.level + " " + block.text)
-        elif isinstance(block, Paragraph):
-            out.append(f"> Note: {block.text}" if block.note else block.text)
-        elif isinstance(block, Table):
-            out.append(block.to_markdown())
-        else:
-            out.append(f"![{block.caption}]({block.png})\n\n*{block.caption}* ([PDF]({block.pdf}))")
-    return "\n\n".join(out) + "\n"
-
-
-_CSS = (
-    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #bbb;padding:3px 8px;"
-    "text-align:left}th{background:#eee}img{max-width:100%;border:1px solid #ddd}"
-    ".note{background:#fff7e0;border-left:4px solid #e0a800;padding:4px 8px}figcaption{font-style:italic}"
-)
-
-
-def _html(blocks: Sequence[Block], title: str) -> str:
-    out = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{_CSS}</style></head><body>"]
-    for block in blocks:
-        if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
-        elif isinstance(block, Paragraph):
-            text = html.escape(block.text)
-            out.append(f"<p class='note'>Note: {text}</p>" if block.note else f"<p>{text}</p>")
-        elif isinstance(block, Table):
-            out.append(block.to_html())
-        else:
-            out.append(
-                f"<figure><img src='{html.escape(block.png)}' alt='{html.escape(block.caption)}'>"
-                f"<figcaption>{html.escape(block.caption)} (<a href='{html.escape(block.pdf)}'>PDF</a>)"
-                "</figcaption></figure>"
-            )
-    out.append("</body></html>\n")
-    return "\n".join(out)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -461,9 +360,10 @@ def write_report(
     out_dir: str | os.PathLike,
     size_objective: str | None = None,
     settings: ReportSettings | None = None,
+    sections: Sequence[Section] = (),
 ) -> Path:
     """Write report.md, report.html and figures/ for the results (one or several files or folders, e.g. NAS
-    runs and pruning baselines); return the path of report.md."""
+    runs and pruning baselines), with the caller's ``sections`` at the end; return the path of report.md."""
     sources = ([results_dir_or_file] if isinstance(results_dir_or_file, (str, os.PathLike))
                else list(results_dir_or_file))
     if not sources:
@@ -484,7 +384,8 @@ def write_report(
     title = "plm-nas results report"
     ctx.blocks += [
         Heading(title, 1),
-        Paragraph(f"Source: {', '.join(str(source) for source in sources)}. {len(frame)} rows, {frame['run_id'].nunique()} runs, "
+        Paragraph(f"Source: {', '.join(str(source) for source in sources)}. {len(frame)} rows, "
+                  f"{frame['run_id'].nunique()} runs, "
                   f"{frame['task'].nunique()} task(s), {len(frame[['kind', 'method']].drop_duplicates())} method(s) "
                   "(a method is a kind and method name)."),
         Paragraph(f"Hypervolume: {hv_settings.describe()}. The compared rows are all rows of the task except "
@@ -515,13 +416,15 @@ def write_report(
     _boxplot_section(final, "search_space", "search spaces", ctx)
     for folder in supernets:
         _supernet_section(folder, ctx)
+    for section in sections:
+        ctx.blocks += section.to_blocks()
     return _write_documents(ctx, title)
 
 
 def _write_documents(ctx: _Context, title: str) -> Path:
     md_path = ctx.out_dir / REPORT_MD
-    md_path.write_text(_markdown(ctx.blocks), encoding="utf-8")
-    (ctx.out_dir / REPORT_HTML).write_text(_html(ctx.blocks, title), encoding="utf-8")
+    md_path.write_text(to_markdown(ctx.blocks), encoding="utf-8")
+    (ctx.out_dir / REPORT_HTML).write_text(to_html(ctx.blocks, title), encoding="utf-8")
     return md_path
 
 

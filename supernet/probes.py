@@ -84,7 +84,8 @@ def _representable(space: SearchSpace, masks: SubNetworkMasks) -> Config | None:
 
 
 def probe_at(space: SearchSpace, target: float, tolerance: float = 0.02) -> Probe:
-    """The probe of ``space`` at encoder-MAC fraction ``target``: the first candidate within ``tolerance``, else the closest."""
+    """The probe of ``space`` at encoder-MAC fraction ``target``: the first candidate within ``tolerance``, else the
+    closest."""
     if not 0.0 < target < 1.0:
         raise ValueError(f"a probe's MAC fraction must lie in (0, 1), got {target}")
     best: Probe | None = None

@@ -133,3 +133,11 @@ def train_tiny_supernet(output_dir: Path, model_dir: Path, glue_dir: Path, searc
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A saved tiny random BERT (2 layers, 4 heads, 16 units) with the MiniLM tokenizer."""
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that read the GLUE copy are marked ``data`` (and ``slow``), so ``-m "not slow"`` runs the quick ones."""
+    for item in items:
+        if "glue_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
+            item.add_marker(pytest.mark.slow)

@@ -2,7 +2,7 @@
 
 Every method turns a fine-tuned model into :class:`~search_spaces.masks.SubNetworkMasks` (and, for
 retraining-free pruning, scales folded into the weights) that :func:`supernet.extract.extract_sub_network`
-makes into a real smaller model; ``plm-nas prune`` (:mod:`benchmarks.prune`) evaluates them into the results table.
+makes into a real smaller model; ``plm-nas prune`` (:mod:`benchmarks.commands.prune`) evaluates them into the results table.
 """
 from baselines.pruning.head_importance import head_importance, importance_from_gradients, normalise_per_layer
 from baselines.pruning.head_prune import (

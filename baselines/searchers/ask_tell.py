@@ -7,7 +7,8 @@ scheduler answers STOP).
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable
+import json
+from typing import Any, Callable, Mapping
 
 from syne_tune.backend.trial_status import Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
@@ -17,9 +18,19 @@ class SearchExhausted(RuntimeError):
     """The scheduler has no config left to suggest."""
 
 
-def config_key(config: dict[str, Any]) -> tuple:
-    """Hashable identity of a config (keys sorted, values as given)."""
-    return tuple(sorted(config.items()))
+def _plain(value: Any) -> Any:
+    """NumPy scalars (as searchers may return them) as Python numbers."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with Python scalars only (JSON- and search-space-friendly)."""
+    return {str(k): _plain(v) for k, v in config.items()}
+
+
+def config_key(config: Mapping[str, Any]) -> str:
+    """Canonical JSON of a config (sorted keys, plain numbers): the identity of a sub-network, also on disk."""
+    return json.dumps(plain_config(config), sort_keys=True)
 
 
 class AskTellSearch:
@@ -33,7 +44,7 @@ class AskTellSearch:
         self.scheduler = scheduler
         self._next_trial_id = 0
         self._pending: dict[int, Trial] = {}
-        self._results: dict[tuple, dict[str, Any]] = {}
+        self._results: dict[str, dict[str, Any]] = {}
         self.history: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
 
     def ask(self) -> tuple[int, dict[str, Any]]:

@@ -1,0 +1,265 @@
+"""``plm-nas export``: chosen sub-networks of a results table as standalone models, each with a small JSON.
+
+Picks (on the rows' validation error and their size objective; for standard NAS on each trial's
+best-validation epoch):
+
+* ``pareto``: every sub-network on the run's Pareto front;
+* ``smallest-within ERR``: the smallest Pareto sub-network whose validation error is <= ERR, which is also the
+  smallest of all rows within that error;
+* ``largest-within SIZE``: the largest Pareto sub-network whose size objective is <= SIZE, which is also the
+  most accurate (on validation) of all rows within that size.
+
+Weight-sharing rows are extracted from the super-network (``--supernet``, the ``train-supernet`` output) with
+:func:`supernet.extract.extract_sub_network`. Standard-NAS trials fine-tune their own copy of each
+sub-network, and those weights exist only if the trials saved them (``plm-nas nas --save-models`` keeps each
+trial's best epoch in ``syne-tune/TRIAL/best_model``); export then copies that folder.
+
+Each model goes to ``--out/NAME/`` (loadable with :func:`supernet.extract.load_extracted`, or with plain
+``transformers`` when the sub-network keeps every head of uniform layers) with ``subnetwork.json``: the
+config, the masks, the cost fields and the errors of its row. ``--out/export.json`` lists all of them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from baselines.searchers.ask_tell import config_key
+from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE, SuperNetSource
+from benchmarks.files import write_json_atomic
+from benchmarks.results import RESULTS_FILE, best_epoch_rows, mark_pareto, read_results
+
+SUBNETWORK_FILE = "subnetwork.json"
+EXPORT_FILE = "export.json"
+ROW_FIELDS = (
+    "run_id", "kind", "method", "searcher", "search_space", "strategy", "task", "model", "seed", "valid_error",
+    "test_error", "params", "param_fraction", "encoder_param_fraction", "macs", "mac_fraction", "size_objective",
+    "epoch", "runtime_s",
+)
+
+
+# ---------------------------------------------------------------------------------------------- picking
+
+
+def _pareto(rows: pd.DataFrame, size: str, threshold: float | None) -> pd.DataFrame:
+    return rows[rows["pareto"]]
+
+
+def _smallest_within(rows: pd.DataFrame, size: str, threshold: float | None) -> pd.DataFrame:
+    front = rows[rows["pareto"] & (rows["valid_error"] <= threshold)]
+    return front.sort_values([size, "valid_error"], kind="stable").head(1)
+
+
+def _largest_within(rows: pd.DataFrame, size: str, threshold: float | None) -> pd.DataFrame:
+    front = rows[rows["pareto"] & (rows[size] <= threshold)]
+    return front.sort_values([size, "valid_error"], ascending=[False, True], kind="stable").head(1)
+
+
+@dataclass(frozen=True)
+class PickRule:
+    """How to choose rows; ``needs`` names the threshold it takes (``None``: none)."""
+
+    select: Callable[[pd.DataFrame, str, float | None], pd.DataFrame]
+    needs: str | None = None
+
+
+PICKS: dict[str, PickRule] = {
+    "pareto": PickRule(_pareto),
+    "smallest-within": PickRule(_smallest_within, needs="a maximum validation error"),
+    "largest-within": PickRule(_largest_within, needs="a maximum size (in units of the size objective)"),
+}
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A parsed ``--pick``: the rule's name and its threshold."""
+
+    name: str
+    threshold: float | None = None
+
+    @classmethod
+    def parse(cls, tokens: Sequence[str]) -> "Pick":
+        """``["pareto"]``, ``["smallest-within", "0.3"]`` or ``["largest-within", "0.5"]``."""
+        if not tokens or tokens[0] not in PICKS:
+            raise ValueError(f"unknown pick {' '.join(tokens)!r}; choose from pareto, smallest-within ERR, "
+                             f"largest-within SIZE")
+        name, rest = tokens[0], list(tokens[1:])
+        rule = PICKS[name]
+        if rule.needs is None:
+            if rest:
+                raise ValueError(f"--pick {name} takes no value, got {' '.join(rest)}")
+            return cls(name)
+        if len(rest) != 1:
+            raise ValueError(f"--pick {name} takes one value: {rule.needs}")
+        try:
+            threshold = float(rest[0])
+        except ValueError as err:
+            raise ValueError(f"--pick {name} takes a number ({rule.needs}), got {rest[0]!r}") from err
+        return cls(name, threshold)
+
+
+def candidate_rows(frame: pd.DataFrame, run_id: str | None = None) -> pd.DataFrame:
+    """The rows of one run, reduced to each trial's best epoch, with ``pareto`` recomputed on them."""
+    runs = sorted(frame["run_id"].astype(str).unique())
+    if run_id is not None:
+        if run_id not in runs:
+            raise ValueError(f"no run {run_id!r} in the results; runs: {', '.join(runs)}")
+        frame = frame[frame["run_id"].astype(str) == run_id]
+    elif len(runs) != 1:
+        raise ValueError(f"the results hold {len(runs)} runs; choose one with --run-id: {', '.join(runs)}")
+    rows = best_epoch_rows(frame)
+    rows = rows[np.isfinite(rows["valid_error"].astype(float))]
+    return mark_pareto(rows)
+
+
+def pick_rows(frame: pd.DataFrame, pick: Pick, run_id: str | None = None) -> pd.DataFrame:
+    """The rows ``pick`` chooses from one run, smallest first."""
+    rows = candidate_rows(frame, run_id)
+    if rows.empty:
+        raise ValueError("the results hold no evaluated sub-network to export")
+    size = str(rows["size_objective"].iloc[0])
+    chosen = PICKS[pick.name].select(rows, size, pick.threshold)
+    if chosen.empty:
+        best = rows.sort_values(size).iloc[0]
+        raise ValueError(
+            f"no sub-network satisfies --pick {pick.name} {pick.threshold:g}: validation errors range "
+            f"{rows['valid_error'].min():.4f}..{rows['valid_error'].max():.4f}, {size} "
+            f"{rows[size].min():.4f}..{rows[size].max():.4f} (smallest has error {best['valid_error']:.4f})"
+        )
+    return chosen.sort_values([size, "valid_error"], kind="stable")
+
+
+# ------------------------------------------------------------------------------------------- exporting
+
+
+def row_record(row: pd.Series) -> dict[str, Any]:
+    """The JSON of one exported sub-network: its config and the fields of its results row."""
+    record = {name: _jsonable(row[name]) for name in ROW_FIELDS if name in row.index}
+    record["config"] = json.loads(row["config"])
+    return record
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def model_name(rank: int, row: pd.Series) -> str:
+    return f"subnet-{rank:02d}-params{int(row['params'])}"
+
+
+def export_weight_sharing(row: pd.Series, source: SuperNetSource, target: Path) -> dict[str, Any]:
+    """Extract the row's sub-network from the super-network into ``target``."""
+    from search_spaces import get_search_space
+    from supernet.extract import extract_sub_network, save_extracted
+
+    if str(row["task"]) != str(source.info["task"]):
+        raise ValueError(f"row of task {row['task']!r} cannot come from a super-network of task {source.info['task']!r}")
+    space = get_search_space(str(row["search_space"]), source.shape)
+    masks = space.to_masks(json.loads(row["config"]))
+    model = extract_sub_network(source.model, masks)
+    params = sum(p.numel() for p in model.parameters())
+    if params != int(row["params"]):
+        raise ValueError(
+            f"the extracted model has {params:,} parameters but the row says {int(row['params']):,}: "
+            f"the results do not belong to the super-network in {source.folder}"
+        )
+    save_extracted(model, target, tokenizer=source.tokenizer, masks=masks)
+    return {**row_record(row), "masks": masks.to_dict(), "source": str(source.folder)}
+
+
+def saved_trial_models(root: Path) -> dict[tuple[str, int], Path]:
+    """(config key, epoch) -> folder of every best-epoch model saved by standard-NAS trials below ``root``."""
+    found: dict[tuple[str, int], Path] = {}
+    for info_path in sorted(root.rglob(f"{BEST_MODEL_DIR}/{TRIAL_INFO_FILE}")):
+        info = json.loads(info_path.read_text())
+        found[(config_key(info["config"]), int(info["epoch"]))] = info_path.parent
+    return found
+
+
+def export_standard(row: pd.Series, saved: dict[tuple[str, int], Path], target: Path) -> dict[str, Any]:
+    """Copy the model a standard-NAS trial saved for the row's config and epoch into ``target``."""
+    from supernet.extract import load_extracted_masks
+
+    key = (config_key(json.loads(row["config"])), int(row["epoch"]))
+    folder = saved.get(key)
+    if folder is None:
+        raise ValueError(
+            "standard NAS fine-tunes every sub-network separately, and its weights are kept only when the "
+            "trials saved them: run `plm-nas nas --save-models` to keep each trial's best epoch, then export "
+            f"again (no saved model for the trial of epoch {int(row['epoch'])} with config {row['config'][:80]}...)"
+        )
+    shutil.copytree(folder, target, dirs_exist_ok=True)
+    masks = load_extracted_masks(target)
+    return {**row_record(row), "masks": masks.to_dict() if masks is not None else None, "source": str(folder)}
+
+
+def export(
+    frame: pd.DataFrame,
+    pick: Pick,
+    out: Path,
+    supernet: str | Path | None = None,
+    results_root: Path | None = None,
+    run_id: str | None = None,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Export the rows ``pick`` chooses into ``out``; returns the records written to ``export.json``."""
+    chosen = pick_rows(frame, pick, run_id)
+    kinds = set(chosen["kind"].astype(str))
+    if kinds - {"weight-sharing", "standard"}:
+        raise ValueError(f"only NAS results can be exported; these rows are of kind {sorted(kinds)}")
+    source = None
+    if "weight-sharing" in kinds:
+        if supernet is None:
+            raise ValueError("weight-sharing rows are extracted from their super-network: pass --supernet DIR")
+        source = SuperNetSource.load(supernet, device=device)
+    saved = saved_trial_models(results_root) if "standard" in kinds and results_root is not None else {}
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for rank, (_, row) in enumerate(chosen.iterrows()):
+        target = out / model_name(rank, row)
+        if row["kind"] == "weight-sharing":
+            record = export_weight_sharing(row, source, target)
+        else:
+            record = export_standard(row, saved, target)
+        write_json_atomic(record, target / SUBNETWORK_FILE)
+        records.append({"name": target.name, **{k: v for k, v in record.items() if k != "masks"}})
+        print(f"{target.name}: {int(row['params']):,} parameters, validation error {row['valid_error']:.4f}",
+              flush=True)
+    write_json_atomic({"pick": {"name": pick.name, "threshold": pick.threshold}, "models": records},
+                      out / EXPORT_FILE)
+    return records
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", required=True, type=Path, help=f"a {RESULTS_FILE} or the run folder holding it")
+    parser.add_argument("--pick", nargs="+", default=["pareto"], metavar="RULE",
+                        help="pareto | smallest-within ERR | largest-within SIZE (default: pareto)")
+    parser.add_argument("--supernet", default=None, type=Path,
+                        help="train-supernet output folder (needed for weight-sharing results)")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the exported models")
+    parser.add_argument("--run-id", default=None, help="the run to export when the results hold several")
+    parser.add_argument("--device", default="cpu", help="device to load the super-network on")
+
+
+def run(args: argparse.Namespace) -> int:
+    pick = Pick.parse(args.pick)
+    results = Path(args.results)
+    frame = read_results(results)
+    root = results if results.is_dir() else results.parent
+    records = export(frame, pick, Path(args.out), supernet=args.supernet, results_root=root,
+                     run_id=args.run_id, device=args.device)
+    print(f"exported {len(records)} sub-network(s) to {args.out}", flush=True)
+    return 0

@@ -1,0 +1,98 @@
+"""``plm-nas finetune``: fine-tune the full model on a task (the shared fine-tuning protocol, on the whole model).
+
+Writes to ``--output-dir``: ``best_model/`` (the epoch with the best validation metric, ``save_pretrained``
+with its tokenizer), ``metrics.json`` (per-epoch history, best epoch, its validation and test metrics),
+``checkpoint/`` (the per-epoch training checkpoint that ``--resume`` continues from) and ``run.json``.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.artifacts import BEST_MODEL_DIR, CHECKPOINT_DIR, METRICS_FILE
+from benchmarks.commands.options import add_common_arguments, model_run
+from benchmarks.files import write_folder_atomic, write_json_atomic
+from benchmarks.finetuning import BestEpoch, ModelRun, Setup, best_record, fine_tune, prefixed, prepare
+from benchmarks.runinfo import write_run_info
+from benchmarks.tasks.metrics import metrics_fn
+from supernet.evaluation import evaluate
+from supernet.model import SuperNetwork
+from supernet.training import Trainer
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Everything ``plm-nas finetune`` does, parsed once from its options."""
+
+    run: ModelRun
+    output_dir: Path
+    resume: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "FinetuneSettings":
+        return cls(run=model_run(args), output_dir=Path(args.output_dir), resume=args.resume)
+
+
+def best_model_epoch(setup: Setup, output_dir: Path) -> BestEpoch:
+    """Validate every epoch; on a new best validation error save the model and score the test split."""
+    score = metrics_fn(setup.task)
+
+    def validate(trainer: Trainer, epoch: int) -> dict[str, Any]:
+        return prefixed("valid", evaluate(trainer.supernet, setup.loaders["validation"], metrics_fn=score))
+
+    def keep(trainer: Trainer, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
+        model, tokenizer = trainer.supernet.model, setup.tokenizer
+        write_folder_atomic(output_dir / BEST_MODEL_DIR,
+                            lambda folder: (model.save_pretrained(folder), tokenizer.save_pretrained(folder)))
+        return prefixed("test", evaluate(trainer.supernet, setup.loaders["test"], metrics_fn=score))
+
+    def show(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+        print(_epoch_line(epoch, trainer.config.epochs, record), flush=True)
+
+    return BestEpoch(validate, on_best=keep, on_saved=show, mark_best=True)
+
+
+def _epoch_line(epoch: int, epochs: int, record: dict[str, Any]) -> str:
+    parts = [f"epoch {epoch}/{epochs}"]
+    parts += [f"{key}={value:.4f}" for key, value in record.items() if key.endswith("_error")]
+    return "  ".join(parts) + ("  (best)" if record.get("best") else "")
+
+
+def summarise(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Best epoch by validation error, with its validation and test metrics."""
+    best = best_record(history)
+    pick = lambda prefix: {k[len(prefix) + 1:]: v for k, v in best.items() if k.startswith(prefix + "_")}  # noqa: E731
+    return {"best_epoch": best["epoch"], "valid": pick("valid"), "test": pick("test")}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+
+
+def finetune(settings: FinetuneSettings) -> dict[str, Any]:
+    """Fine-tune, keep the best epoch's model, and write metrics.json; returns its summary."""
+    output_dir, run = settings.output_dir, settings.run
+    setup = prepare(run)
+    history = fine_tune(SuperNetwork(setup.model), setup.loaders["train"], run.trainer,
+                        best_model_epoch(setup, output_dir), checkpoint_dir=output_dir / CHECKPOINT_DIR,
+                        resume=settings.resume, data_identity=run.data_identity())
+    summary = {"task": setup.task.name, "model": run.model, **summarise(history), "history": history}
+    write_json_atomic(summary, output_dir / METRICS_FILE)
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fine-tune, keep the best epoch's model, and write metrics.json and run.json."""
+    settings = FinetuneSettings.from_args(args)
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(settings.output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="finetune")
+    summary = finetune(settings)
+    main = settings.run.task.main_metric
+    print(
+        f"best epoch {summary['best_epoch']}: validation {main} {summary['valid']['main']:.4f}, "
+        f"test {main} {summary['test']['main']:.4f}; model in {settings.output_dir / BEST_MODEL_DIR}",
+        flush=True,
+    )
+    return 0

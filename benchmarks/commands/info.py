@@ -1,0 +1,77 @@
+"""``plm-nas info``: what a model, a task and each search space look like, before spending compute."""
+from __future__ import annotations
+
+import argparse
+import math
+
+from search_spaces import SEARCH_SPACES, get_search_space
+from search_spaces.cost import cost_of
+from search_spaces.shape import ModelShape
+from supernet.loading import load_config, resolve_model_name
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="minilm", help="hub name or local folder (default: embedded MiniLM-L6)")
+    parser.add_argument("--task", default=None, help="task name (e.g. rte); sets the number of labels and head")
+    parser.add_argument("--seq-len", type=int, default=128, help="sequence length for MAC counts")
+
+
+def _format_count(n: float) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:.2f}G"
+    if n >= 1e6:
+        return f"{n / 1e6:.2f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}k"
+    return str(int(n))
+
+
+def _format_size(size: float) -> str:
+    if size < 1e15:
+        return f"{int(size):,}"
+    return f"10^{math.log10(size):.0f}"
+
+
+def describe(shape: ModelShape, seq_len: int) -> list[str]:
+    """Lines of the model and search-space summary."""
+    full = cost_of(shape, None, seq_len=seq_len)
+    lines = [
+        f"family: {shape.model_type} ({shape.head}, {shape.num_outputs} output(s))",
+        f"layers: {shape.num_layers}  heads/layer: {shape.num_heads} (head size {shape.head_dim})  "
+        f"FFN units/layer: {shape.num_units}  hidden: {shape.hidden_size}",
+        f"parameters: {full.params:,} (encoder {full.encoder_params:,}, "
+        f"{full.encoder_params / full.params:.1%} of the model)",
+        f"MACs at sequence length {seq_len}: {_format_count(full.macs)}",
+        "",
+        "size of the smallest and mid-point sub-networks as fractions of the full model's parameters / MACs:",
+        f"{'search space':<14}{'dimensions':>12}{'configurations':>24}{'smallest':>18}{'mid-point':>18}",
+    ]
+    for name in SEARCH_SPACES:
+        space = get_search_space(name, shape)
+        smallest = cost_of(shape, space.to_masks(space.smallest()), seq_len=seq_len)
+        mid = cost_of(shape, space.to_masks(space.midpoint()), seq_len=seq_len)
+        lines.append(
+            f"{name:<14}{space.num_dimensions:>12}{_format_size(space.size()):>24}"
+            f"{smallest.param_fraction:>10.1%} /{smallest.mac_fraction:>6.1%}"
+            f"{mid.param_fraction:>10.1%} /{mid.mac_fraction:>6.1%}"
+        )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    head, num_labels, task_line = "sequence-classification", 2, None
+    if args.task:
+        from benchmarks.tasks.registry import get_task
+
+        task = get_task(args.task)
+        head, num_labels = task.head, task.num_labels
+        task_line = f"task: {task.name} ({'regression' if task.is_regression else f'{task.num_labels} classes'}, "
+        task_line += f"metric {task.main_metric})"
+    config = load_config(args.model, num_labels=num_labels)
+    shape = ModelShape.from_config(config, head=head)
+    print(f"model: {resolve_model_name(args.model)}")
+    if task_line:
+        print(task_line)
+    for line in describe(shape, args.seq_len):
+        print(line)
+    return 0

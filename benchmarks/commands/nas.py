@@ -1,0 +1,94 @@
+"""``plm-nas nas``: standard NAS, a Syne Tune tuning job whose trials each fine-tune one sub-network on its own.
+
+Every trial (:mod:`benchmarks.nas.trial`, a separate process started by Syne Tune's ``LocalBackend``)
+extracts its sub-network from the pre-trained model, fine-tunes it and reports validation error, test error
+and the cost fields after every epoch. The searcher (any of :data:`baselines.searchers.SEARCHERS`, MO-ASHA
+included, which stops trials early on ``epoch``) minimises (validation error, size objective). The initial
+design is [largest, smallest, midpoint]. ``--workers N`` runs N trials at once, each with
+``--threads // N`` torch threads; the budget is wall-clock seconds (``--max-wallclock``: running trials are
+stopped when it is spent) and/or a number of trials (``--max-trials``: started trials finish).
+
+Outputs in ``--output-dir``:
+
+* ``results.csv``: the tidy results table with ONE ROW PER TRIAL AND EPOCH (``epoch`` filled; ``runtime_s``
+  is when the epoch was reported), so that hypervolume over time can be computed. Rows are ordered by trial,
+  then epoch; a trial is identified by (``run_id``, ``config``). The per-trial result of the method is the
+  trial's best-validation epoch row (``plotting.hypervolume.best_epoch_rows``), and ``pareto`` is True
+  exactly for best-epoch rows on the front of all trials' best-epoch rows. The file is rewritten atomically
+  after every reported epoch.
+* ``run.json`` (arguments, versions), ``trial_settings.json`` (what every trial shares), and
+  ``syne-tune/`` (Syne Tune's own records and one folder per trial with its logs). With ``--save-models``
+  a trial keeps its best epoch's model in ``syne-tune/TRIAL_ID/best_model`` for ``plm-nas export``.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks.commands.options import DEVICES, add_size_objective_argument
+from benchmarks.nas.common import DEFAULT_SEARCH_SPACE, DEFAULT_SEARCHER, NasSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from baselines.searchers import SEARCHERS
+    from search_spaces import SEARCH_SPACES
+
+    parser.add_argument("--model", default="minilm", help="hub name or local folder (default: embedded MiniLM-L6)")
+    parser.add_argument("--task", required=True, help="task name, e.g. rte, mrpc, stsb")
+    parser.add_argument("--data-dir", default=None,
+                        help="local copy of the data (default: $GLUE_DIR for GLUE, else the hub)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="folder for results.csv, run.json and trial logs")
+    parser.add_argument("--search-space", default=DEFAULT_SEARCH_SPACE, choices=tuple(SEARCH_SPACES))
+    parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=tuple(SEARCHERS))
+    add_size_objective_argument(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the searcher and of every trial's fine-tuning")
+    parser.add_argument("--dataset-seed", type=int, default=0, help="seed of the 70/30 train/validation split")
+    parser.add_argument("--run-id", default=None, help="run identifier in the results (default: from the settings)")
+    budget = parser.add_argument_group("budget (give at least one)")
+    budget.add_argument("--max-wallclock", type=float, default=None, help="seconds; running trials are stopped then")
+    budget.add_argument("--max-trials", type=int, default=None, help="number of trials; started trials finish")
+    parallel = parser.add_argument_group("parallelism")
+    parallel.add_argument("--workers", type=int, default=1, help="trials run in parallel")
+    parallel.add_argument("--threads", type=int, default=None,
+                          help="CPU threads in all (default: all cores); each trial gets threads // workers")
+    parallel.add_argument("--device", default="cpu", choices=DEVICES, help="device of every trial")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parallel.add_argument("--poll-interval", type=float, default=2.0, help="seconds between Syne Tune's polls")
+    protocol = parser.add_argument_group("fine-tuning protocol of every trial (defaults: the paper's)")
+    protocol.add_argument("--epochs", type=int, default=5, help="epochs per trial (MO-ASHA's maximum resource)")
+    protocol.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate")
+    protocol.add_argument("--batch-size", type=int, default=8)
+    protocol.add_argument("--eval-batch-size", type=int, default=32)
+    protocol.add_argument("--weight-decay", type=float, default=0.0)
+    protocol.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
+    protocol.add_argument("--max-length", type=int, default=128, help="maximum tokens per example")
+    protocol.add_argument("--seq-len", type=int, default=None, help="sequence length of MAC counts (default: --max-length)")
+    protocol.add_argument("--max-train-samples", type=int, default=None, help="seeded subset of the training split")
+    protocol.add_argument("--max-valid-samples", type=int, default=None,
+                          help="seeded subset of the validation split (default: 2,048 for large tasks, else all)")
+    protocol.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")
+    parser.add_argument("--save-models", action="store_true",
+                        help="every trial keeps its best epoch's extracted model (for plm-nas export)")
+    backend = parser.add_argument_group("backend (where trials run)")
+    backend.add_argument("--backend", default="local", choices=("local", "ray"),
+                         help="local: Syne Tune processes on this machine; ray: Ray Tune trials on a Ray cluster")
+    backend.add_argument("--ray-address", default=None,
+                         help="HOST:PORT of a running Ray cluster (default: start a loopback-only Ray on this machine)")
+    backend.add_argument("--cpus-per-trial", type=int, default=None,
+                         help="Ray: CPUs (and torch threads) of each trial (default: --threads // --workers)")
+    backend.add_argument("--gpus-per-trial", type=float, default=None, help="Ray: GPUs of each trial (>0: device cuda)")
+    backend.add_argument("--max-failures", type=int, default=2,
+                         help="Ray: restarts of a failed trial from its last epoch checkpoint")
+    backend.add_argument("--resume", action="store_true", help="Ray: continue the interrupted run in --output-dir")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run standard NAS on the chosen backend."""
+    settings = NasSettings.from_args(args)
+    if settings.backend == "ray":
+        from benchmarks.nas.ray_backend import run_ray
+
+        return run_ray(settings, args)
+    from benchmarks.nas.local_backend import run_local
+
+    return run_local(settings, args)

@@ -1,0 +1,209 @@
+"""One standard-NAS trial: fine-tune one sub-network of the pre-trained model on its own, report every epoch.
+
+Syne Tune's ``LocalBackend`` runs this file as a script, one process per trial, as
+``python REPO/benchmarks/nas/trial.py --st_config_json_filename TRIAL/config.json --st_checkpoint_dir DIR``
+(``plm-nas nas`` puts the project on ``PYTHONPATH`` for the trials it starts; do the same to run one by hand).
+The config (one key per hyperparameter, 9k keys in the ``large`` space) comes as a JSON file rather than on
+the command line. Everything else a trial needs (model, task, optimisation protocol, threads) is in a
+:class:`TrialSettings` JSON file written once by ``plm-nas nas``, named by ``--settings`` or, as the backend
+starts trials, by the environment variable ``PLM_NAS_TRIAL_SETTINGS``.
+
+The trial extracts the sub-network from the pre-trained model (a physically smaller model computing exactly
+that sub-network, faster on CPU than masking), fine-tunes it with AdamW and a linear schedule, and after every
+epoch reports ``epoch``, ``valid_error``, ``test_error`` and the cost fields (the size objective among them)
+through ``syne_tune.Reporter``. With ``save_models`` it keeps the best-validation epoch's model in
+``TRIAL/best_model`` (with ``trial.json``), which ``plm-nas export`` copies.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from baselines.searchers.ask_tell import plain_config
+from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE
+from benchmarks.files import write_folder_atomic, write_json_atomic
+from benchmarks.objectives import CostFields, check_size_objective, masks_cost
+from benchmarks.tasks.loaders import DataSettings
+
+TRIAL_SETTINGS_ENV = "PLM_NAS_TRIAL_SETTINGS"
+CONFIG_JSON_ARG = "st_config_json_filename"  # syne_tune.constants.ST_CONFIG_JSON_FNAME_ARG
+CHECKPOINT_DIR_ARG = "st_checkpoint_dir"  # syne_tune.constants.ST_CHECKPOINT_DIR
+
+Report = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of one standard-NAS run shares (the config is what differs)."""
+
+    model: str
+    task: str
+    search_space: str
+    size_objective: str = "param_fraction"
+    data_dir: str | None = None
+    dataset_seed: int = 0
+    seed: int = 0
+    epochs: int = 5
+    lr: float = 2e-5
+    batch_size: int = 8
+    eval_batch_size: int = 32
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    max_length: int = 128
+    max_train_samples: int | None = None
+    max_valid_samples: int | None = None
+    max_test_samples: int | None = None
+    seq_len: int = 128
+    threads: int = 1
+    device: str = "cpu"
+    save_models: bool = False
+
+    def __post_init__(self) -> None:
+        check_size_objective(self.size_objective)
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+    def data(self) -> DataSettings:
+        """The examples every trial reads, and how they are batched."""
+        return DataSettings(data_dir=self.data_dir, dataset_seed=self.dataset_seed,
+                            max_train_samples=self.max_train_samples, max_valid_samples=self.max_valid_samples,
+                            max_test_samples=self.max_test_samples, max_length=self.max_length,
+                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+
+    def write(self, path: str | os.PathLike) -> Path:
+        return write_json_atomic(asdict(self), path)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "TrialSettings":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What a trial reports after one epoch."""
+
+    epoch: int
+    valid_error: float
+    test_error: float
+    cost: CostFields
+
+    def report_fields(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "valid_error": self.valid_error, "test_error": self.test_error,
+                **self.cost.as_row_fields()}
+
+
+def search_space_part(config: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The search-space entries of a trial's config (entries a scheduler may add beside them are dropped)."""
+    wanted = set(keys)
+    return plain_config({key: value for key, value in config.items() if key in wanted})
+
+
+def save_model_atomic(model: Any, tokenizer: Any, masks: Any, info: Mapping[str, Any], folder: Path) -> Path:
+    """Save an extracted model with ``trial.json`` so that a trial stopped while saving keeps the previous one."""
+    from supernet.extract import save_extracted
+
+    def fill(staging: Path) -> None:
+        save_extracted(model, staging, tokenizer=tokenizer, masks=masks)
+        write_json_atomic(dict(info), staging / TRIAL_INFO_FILE)
+
+    return write_folder_atomic(folder, fill)
+
+
+def run_trial(
+    settings: TrialSettings,
+    config: Mapping[str, Any],
+    report: Report,
+    trial_dir: str | os.PathLike | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> list[EpochResult]:
+    """Fine-tune the sub-network ``config`` of the pre-trained model, calling ``report(**fields)`` every epoch.
+
+    With ``checkpoint_dir`` the trainer saves its exact state there after every epoch, before ``report`` is
+    called (so a backend can attach that checkpoint to the report); ``resume=True`` continues from it, and the
+    returned list then holds only the epochs trained in this call.
+    """
+    # Imported here: only a running trial needs them, not `plm-nas nas`, which imports TrialSettings.
+    from benchmarks.finetuning import BestEpoch, FixedNetwork, fine_tune
+    from benchmarks.tasks.loaders import task_loaders
+    from benchmarks.tasks.metrics import metrics_fn
+    from benchmarks.tasks.registry import get_task
+    from search_spaces import get_search_space
+    from supernet.evaluation import evaluate
+    from supernet.extract import extract_sub_network
+    from supernet.loading import load_model, load_tokenizer, model_shape, resolve_device
+    from supernet.training import Trainer, TrainerConfig, seed_everything
+
+    torch.set_num_threads(settings.threads)
+    task = get_task(settings.task)
+    device = resolve_device(settings.device)
+    seed_everything(settings.seed)  # the classifier head is initialised the same way in every trial
+    pretrained = load_model(settings.model, head=task.head, num_labels=task.num_labels,
+                            problem_type=task.problem_type, device=device)
+    shape = model_shape(pretrained)
+    space = get_search_space(settings.search_space, shape)
+    config = search_space_part(config, space.keys)
+    masks = space.to_masks(config)
+    cost = masks_cost(shape, masks, seq_len=settings.seq_len)
+    model = extract_sub_network(pretrained, masks)
+    del pretrained
+    tokenizer = load_tokenizer(settings.model)
+    loaders = task_loaders(task, tokenizer, settings.data(), seed=settings.seed)
+    score = metrics_fn(task)
+    results: list[EpochResult] = []
+    best_dir = Path(trial_dir) / BEST_MODEL_DIR if settings.save_models and trial_dir is not None else None
+
+    def errors(trainer: Trainer, epoch: int) -> dict[str, Any]:
+        valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics["error"]
+        test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics["error"]
+        results.append(EpochResult(epoch=epoch, valid_error=float(valid), test_error=float(test), cost=cost))
+        return {"valid_error": results[-1].valid_error, "test_error": results[-1].test_error}
+
+    def keep_model(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+        if best_dir is not None:
+            info = {"config": dict(config), "settings": asdict(settings), **results[-1].report_fields()}
+            save_model_atomic(trainer.supernet.model, tokenizer, masks, info, best_dir)
+
+    def report_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+        report(**results[-1].report_fields())  # once the epoch's checkpoint exists
+
+    config_ = TrainerConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
+                            weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio,
+                            seed=settings.seed, device=str(device), progress=False)
+    fine_tune(FixedNetwork(model, shape), loaders["train"], config_,
+              BestEpoch(errors, on_best=keep_model, on_saved=report_epoch), checkpoint_dir=checkpoint_dir, resume=resume)
+    return results
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="one standard-NAS trial (started by Syne Tune's LocalBackend)")
+    parser.add_argument(f"--{CONFIG_JSON_ARG}", required=True, help="JSON file with the trial's config")
+    parser.add_argument(f"--{CHECKPOINT_DIR_ARG}", default=None, help="set by Syne Tune; unused")
+    parser.add_argument("--settings", default=os.environ.get(TRIAL_SETTINGS_ENV),
+                        help=f"TrialSettings JSON (default: ${TRIAL_SETTINGS_ENV})")
+    args = parser.parse_args(argv)
+    if not args.settings:
+        parser.error(f"no trial settings: pass --settings or set {TRIAL_SETTINGS_ENV}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from syne_tune import Reporter
+
+    args = parse_args(argv)
+    settings = TrialSettings.read(args.settings)
+    config_path = Path(getattr(args, CONFIG_JSON_ARG))
+    config = json.loads(config_path.read_text())
+    run_trial(settings, config, Reporter(), trial_dir=config_path.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Scoring sub-networks of a trained super-network: one no-gradient pass of the sliced sub-network per split."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping
+
+from torch.utils.data import DataLoader
+
+from baselines.searchers.ask_tell import config_key
+from benchmarks.artifacts import SuperNetSource
+from benchmarks.objectives import CostFields, config_cost
+from search_spaces import SearchSpace
+from supernet.model import SuperNetwork
+
+
+@dataclass
+class SubNetworkScorer:
+    """Scores sub-networks of a super-network on the validation and test loaders.
+
+    Errors are memoised by the sub-network's masks, so configs that select the same sub-network (all
+    ``num_layers=0`` configs of ``small`` are the empty network) are evaluated once per split.
+    """
+
+    supernet: SuperNetwork
+    space: SearchSpace
+    loaders: Mapping[str, DataLoader]
+    metrics_fn: Callable[..., Mapping[str, float]]
+    seq_len: int
+    size_objective: str
+    _costs: dict[str, CostFields] = field(default_factory=dict, repr=False)
+    _errors: dict[tuple[str, bytes], float] = field(default_factory=dict, repr=False)
+
+    def error(self, config: Mapping[str, Any], split: str) -> float:
+        """Error of the sliced sub-network ``config`` on ``split`` (one pass without gradients)."""
+        from supernet.evaluation import evaluate
+
+        masks = self.space.to_masks(config)
+        key = (split, masks.heads.numpy().tobytes() + masks.units.numpy().tobytes())
+        if key not in self._errors:
+            result = evaluate(self.supernet, self.loaders[split], masks=masks, metrics_fn=self.metrics_fn)
+            self._errors[key] = float(result.metrics["error"])
+        return self._errors[key]
+
+    def cost(self, config: Mapping[str, Any]) -> CostFields:
+        """Cost fields of a config (computed once per config)."""
+        key = config_key(config)
+        if key not in self._costs:
+            self._costs[key] = config_cost(self.space, config, seq_len=self.seq_len)
+        return self._costs[key]
+
+    def size(self, config: Mapping[str, Any]) -> float:
+        return self.cost(config).size(self.size_objective)
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """How to build a :class:`SubNetworkScorer` from a super-network folder (in this process or a Ray actor)."""
+
+    supernet: str
+    device: str
+    search_space: str
+    data_dir: str | None
+    dataset_seed: int
+    max_length: int
+    max_valid_samples: int | None
+    max_test_samples: int | None
+    batch_size: int
+    seq_len: int
+    size_objective: str
+
+    def scoring(self) -> dict[str, Any]:
+        """What decides a sub-network's recorded errors and size (device and batch size do not)."""
+        return {key: value for key, value in asdict(self).items() if key not in ("device", "batch_size")}
+
+    def build(self, source: SuperNetSource | None = None) -> SubNetworkScorer:
+        """Load the data (and the super-network unless ``source`` is given) and return the scorer."""
+        from benchmarks.tasks.loaders import DataSettings, task_loaders
+        from benchmarks.tasks.metrics import metrics_fn
+        from benchmarks.tasks.registry import get_task
+        from search_spaces import get_search_space
+
+        source = source or SuperNetSource.load(self.supernet, device=self.device)
+        task = get_task(source.info["task"])
+        data = DataSettings(data_dir=self.data_dir, dataset_seed=self.dataset_seed, max_length=self.max_length,
+                            max_valid_samples=self.max_valid_samples, max_test_samples=self.max_test_samples,
+                            batch_size=self.batch_size, eval_batch_size=self.batch_size)
+        loaders = task_loaders(task, source.tokenizer, data, splits=("validation", "test"))
+        space = get_search_space(self.search_space, source.shape)
+        return SubNetworkScorer(SuperNetwork(source.model), space, loaders, metrics_fn(task), seq_len=self.seq_len,
+                                size_objective=self.size_objective)

@@ -1,0 +1,96 @@
+"""The experiment grids expand to the right steps, skip finished ones and resume unfinished ones."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmarks.commands import experiments
+from benchmarks.commands.experiments import CPU_GRID, DONE_MARKER, PAPER_GRID, expand, get_grid, restrict
+
+
+def test_cpu_grid_has_three_seeds_three_searchers_both_kinds():
+    steps = expand(CPU_GRID, Path("/r"))
+    supernets = [s for s in steps if s.command[0] == "train-supernet"]
+    searches = [s for s in steps if s.command[0] == "search"]
+    nas = [s for s in steps if s.command[0] == "nas"]
+    # 2 tasks x 3 seeds super-networks, each searched by 3 searchers; 2 tasks x 3 searchers x 3 seeds standard NAS
+    assert (len(supernets), len(searches), len(nas)) == (6, 18, 18)
+    for search in searches:
+        assert search.needs is not None and search.needs in {s.output_dir for s in supernets}
+        assert steps.index(search) > steps.index(next(s for s in supernets if s.output_dir == search.needs))
+    assert len({s.output_dir for s in steps}) == len(steps)  # no two steps share a folder
+
+
+def test_paper_grid_size_and_budgets():
+    grid = PAPER_GRID
+    steps = expand(grid, Path("/r"), kinds=("nas",))
+    assert len(steps) == 8 * 2 * 4 * 8 * 10
+    budgets = {s.command[s.command.index("--task") + 1]: s.command[s.command.index("--max-wallclock") + 1]
+               for s in steps}
+    assert budgets["rte"] == "7200" and budgets["sst2"] == "14400"
+
+
+def test_restrict_and_unknown_grid():
+    grid = restrict(CPU_GRID, tasks=["stsb"], seeds=[5])
+    assert grid.tasks == ("stsb",) and grid.seeds == (5,) and grid.models == CPU_GRID.models
+    with pytest.raises(ValueError, match="unknown grid 'nope'; choose from paper, cpu"):
+        get_grid("nope")
+
+
+def _args(out: Path) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    experiments.add_arguments(parser)
+    return parser.parse_args(["--output-dir", str(out), "--tasks", "rte", "--seeds", "0", "--ws-searchers",
+                              "random_search", "--nas-searchers", "random_search", "--no-progress"])
+
+
+def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+    fail_on: set[str] = set()
+
+    def fake_call(cmd, stdout=None, stderr=None, env=None):
+        calls.append(cmd[3:])
+        return 1 if cmd[3] in fail_on else 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    # the standard NAS step fails: the grid reports failure, the others are marked done
+    fail_on.add("nas")
+    assert experiments.run(_args(tmp_path)) == 1
+    assert [c[0] for c in calls] == ["train-supernet", "search", "nas"]
+    steps = expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
+                            nas_searchers=["random_search"]), tmp_path)
+    assert [s.done for s in steps] == [True, True, False]
+    # a rerun only runs the unfinished step; a non-resumable step restarts from an empty folder
+    (steps[2].output_dir / "stale.txt").write_text("x")
+    calls.clear()
+    fail_on.clear()
+    assert experiments.run(_args(tmp_path)) == 0
+    assert [c[0] for c in calls] == ["nas"] and "--resume" not in calls[0]
+    assert not (steps[2].output_dir / "stale.txt").exists() and steps[2].done
+    # an unfinished resumable step is continued with --resume
+    (steps[1].output_dir / DONE_MARKER).unlink()
+    calls.clear()
+    assert experiments.run(_args(tmp_path)) == 0
+    assert calls == [[*steps[1].command, "--resume", "--no-progress"]]
+
+
+@pytest.mark.parametrize("grid", [CPU_GRID, PAPER_GRID], ids=lambda g: g.name)
+def test_every_step_command_parses_with_its_subcommand(grid):
+    from benchmarks.cli import COMMANDS, build_parser
+
+    parsers = {}
+    for step in expand(restrict(grid, seeds=[0]), Path("/r"), data_args=("--data-dir", "/glue")):
+        name = step.command[0]
+        parser = parsers.setdefault(name, build_parser(name, COMMANDS[name]))
+        extra = ["--resume", "--no-progress"] if step.resumable else ["--no-progress"]
+        args = parser.parse_args([*step.command[1:], *extra])
+        assert str(args.output_dir) == str(step.output_dir)
+
+
+def test_hub_models_with_the_same_base_name_get_their_own_folders():
+    grid = restrict(CPU_GRID, models=["org-a/bert", "org-b/bert"], tasks=["rte"], seeds=[0])
+    folders = {str(s.output_dir) for s in expand(grid, Path("/r"), kinds=("nas",))}
+    assert any("/org-a-bert/" in f for f in folders) and any("/org-b-bert/" in f for f in folders)
