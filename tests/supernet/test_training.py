@@ -284,7 +284,8 @@ def test_train_supernet_end_to_end_and_resume(tiny_model_dir, glue_dir, tmp_path
         for record in metrics["history"]:
             assert 0.0 <= record[f"valid_{name}_error"] <= 1.0
         assert 0.0 <= metrics["test"][f"test_{name}_error"] <= 1.0
-    assert metrics["strategy_options"] == {"num_random": 2, "temperature": 4.0, "full_warmup": 0.0}
+    assert metrics["strategy_options"] == {"num_random": 2, "temperature": 4.0, "full_warmup": 0.3,
+                                           "sub_network_loss_weight": 1.0}
     folder = straight / "supernet"
     info = read_supernet_info(folder)
     assert (info["search_space"], info["strategy"], info["task"], info["dataset_seed"]) == ("small", "kd", "rte", 1)
