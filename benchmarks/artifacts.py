@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.files import RUN_INFO_FILE
-from search_spaces.shape import ModelShape
+
+if TYPE_CHECKING:  # torch and transformers load only where a model is read
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from search_spaces.shape import ModelShape
 
 METRICS_FILE = "metrics.json"
 BEST_MODEL_DIR = "best_model"

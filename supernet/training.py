@@ -285,21 +285,7 @@ class Trainer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`; the run must use the same strategy, settings and loader length."""
-        if state["strategy"] != self.strategy.name:
-            raise ValueError(
-                f"checkpoint was written by strategy {state['strategy']!r}, this run uses {self.strategy.name!r}"
-            )
-        current = asdict(self.config)
-        changed = [key for key in _RESUME_MUST_MATCH if state["config"].get(key) != current[key]]
-        if changed:
-            diff = ", ".join(f"{key}: {state['config'].get(key)!r} -> {current[key]!r}" for key in changed)
-            raise ValueError(f"cannot resume with changed training settings ({diff}); use the checkpoint's settings")
-        recorded = state.get("data") or {}
-        changed_data = {key: (recorded.get(key), value) for key, value in self.data_identity.items()
-                        if key in recorded and recorded[key] != value}
-        if changed_data:
-            raise ValueError(f"cannot resume on other training data {changed_data} (checkpoint, now); "
-                             "use the checkpointed run's data settings")
+        check_resumable(state, self.config, self.strategy.name, self.data_identity)
         epochs_done, steps_done = int(state["epoch"]), int(state["step"])
         if steps_done != epochs_done * self.steps_per_epoch:
             raise ValueError(
@@ -345,3 +331,38 @@ def _as_python_state(state: Iterable[Any]) -> tuple:
     """``random.setstate`` wants tuples; serialisation may hand back lists."""
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
+
+
+def check_resumable(state: Mapping[str, Any], config: TrainerConfig, strategy: str,
+                    data_identity: Mapping[str, Any] | None) -> None:
+    """Refuse to resume a checkpoint ``state`` with another strategy, other training settings or other data."""
+    if state["strategy"] != strategy:
+        raise ValueError(f"cannot resume: the checkpoint was written by strategy {state['strategy']!r}, this run "
+                         f"uses {strategy!r}; use the checkpoint's strategy, or another output folder")
+    current = asdict(config)
+    changed = [key for key in _RESUME_MUST_MATCH if state["config"].get(key) != current[key]]
+    if changed:
+        diff = ", ".join(f"{key}: {state['config'].get(key)!r} -> {current[key]!r}" for key in changed)
+        raise ValueError(f"cannot resume with changed training settings ({diff}); use the checkpoint's settings")
+    recorded = state.get("data") or {}
+    identity = {key: _plain(value) for key, value in (data_identity or {}).items()}
+    changed_data = {key: (recorded.get(key), value) for key, value in identity.items()
+                    if key in recorded and recorded[key] != value}
+    if changed_data:
+        raise ValueError(f"cannot resume on other training data {changed_data} (checkpoint, now); "
+                         "use the checkpointed run's data settings")
+
+
+def check_resume(checkpoint_dir: str | os.PathLike, config: TrainerConfig, strategy: str,
+                 data_identity: Mapping[str, Any] | None) -> None:
+    """Before any model is loaded or file written: refuse a ``--resume`` the checkpoint in ``checkpoint_dir``
+    would refuse (no checkpoint: the run starts fresh)."""
+    path = Path(checkpoint_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises several types for a damaged file
+        raise ValueError(f"cannot resume: {path} is not a readable checkpoint ({type(err).__name__}); "
+                         "remove it to start afresh, or use another output folder") from err
+    check_resumable(state, config, strategy, data_identity)

@@ -118,7 +118,7 @@ def save_tiny_bert(folder: Path, num_labels: int = 2, **overrides) -> Path:
 def train_tiny_supernet(output_dir: Path, model_dir: Path, glue_dir: Path, search_space: str = "small",
                         max_valid_samples: int = 40, *extra: str) -> Path:
     """``plm-nas train-supernet``: a sandwich super-network of ``model_dir`` trained one epoch on 32 RTE examples."""
-    from benchmarks.cli import main
+    from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 
     assert main([
         "train-supernet", "--model", str(model_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",

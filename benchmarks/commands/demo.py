@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.cli import main as cli_main
-from benchmarks.perf.latency import measure_latency
-from benchmarks.results import write_atomic
+from benchmarks.cli import run_command as cli_main
+from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES, STRATEGY_NAMES
+from benchmarks.commands.options import check_option_ranges
+from benchmarks.errors import UsageError
+from benchmarks.results import SIZE_OBJECTIVES, write_atomic
 from plotting.document import Cell, Paragraph, Section, Table
-from plotting.report import write_report
 
 STAGES = ("train-supernet", "search", "export", "latency", "report")
 
@@ -56,6 +57,7 @@ def _stage(name: str, argv: list[str]) -> None:
 def measure_exported(models_dir: Path, task: str, data_dir: str | None, examples: int,
                      batch_size: int = 32, device: str = "auto") -> pd.DataFrame:
     """Latency of each exported model on the first ``examples`` test examples, beside its size and errors."""
+    from benchmarks.perf.latency import measure_latency
     from benchmarks.tasks.loaders import make_dataloaders
     from benchmarks.tasks.registry import get_task
     from benchmarks.tasks.sources import load_official_splits
@@ -95,7 +97,29 @@ def measure_exported(models_dir: Path, task: str, data_dir: str | None, examples
     return frame
 
 
+def check_demo_options(args: argparse.Namespace) -> None:
+    """Refuse a bad choice before the first stage trains anything (the stages would find it only later)."""
+    from benchmarks.tasks.registry import get_task
+
+    check_option_ranges(args)
+    get_task(args.task)
+    choices = {"--search-space": (args.search_space, SEARCH_SPACE_NAMES),
+               "--strategy": (args.strategy, STRATEGY_NAMES),
+               "--searcher": (args.searcher, tuple(name for name in SEARCHER_NAMES if name != "moasha")),
+               "--size-objective": (args.size_objective, SIZE_OBJECTIVES),
+               "--device": (args.device, ("auto", "cpu", "cuda"))}
+    for flag, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise UsageError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
+    if args.latency_examples < 1:
+        raise UsageError(f"--latency-examples must be at least 1, got {args.latency_examples}")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Train a super-network, search it, export the front, time the models and write the report."""
+    from plotting.report import write_report
+
+    check_demo_options(args)
     out = Path(args.output_dir)
     started = time.time()
     common = ["--seed", str(args.seed), "--device", args.device]

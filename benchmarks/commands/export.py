@@ -30,8 +30,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from baselines.searchers.ask_tell import config_key
 from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE, SuperNetSource
+from benchmarks.commands.options import check_option_ranges
 from benchmarks.files import write_json_atomic
 from benchmarks.results import RESULTS_FILE, best_epoch_rows, mark_pareto, read_results
 
@@ -179,6 +179,8 @@ def export_weight_sharing(row: pd.Series, source: SuperNetSource, target: Path) 
 
 def saved_trial_models(root: Path) -> dict[tuple[str, int], Path]:
     """(config key, epoch) -> folder of every best-epoch model saved by standard-NAS trials below ``root``."""
+    from baselines.searchers.ask_tell import config_key  # syne_tune loads only when needed
+
     found: dict[tuple[str, int], Path] = {}
     for info_path in sorted(root.rglob(f"{BEST_MODEL_DIR}/{TRIAL_INFO_FILE}")):
         info = json.loads(info_path.read_text())
@@ -188,6 +190,7 @@ def saved_trial_models(root: Path) -> dict[tuple[str, int], Path]:
 
 def export_standard(row: pd.Series, saved: dict[tuple[str, int], Path], target: Path) -> dict[str, Any]:
     """Copy the model a standard-NAS trial saved for the row's config and epoch into ``target``."""
+    from baselines.searchers.ask_tell import config_key  # syne_tune loads only when needed
     from supernet.extract import load_extracted_masks
 
     key = (config_key(json.loads(row["config"])), int(row["epoch"]))
@@ -255,6 +258,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_option_ranges(args)
     pick = Pick.parse(args.pick)
     results = Path(args.results)
     frame = read_results(results)

@@ -9,17 +9,16 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.artifacts import BEST_MODEL_DIR, CHECKPOINT_DIR, METRICS_FILE
-from benchmarks.commands.options import add_common_arguments, model_run
+from benchmarks.commands.options import add_common_arguments, check_option_ranges, model_run
 from benchmarks.files import write_folder_atomic, write_json_atomic
-from benchmarks.finetuning import BestEpoch, ModelRun, Setup, best_record, fine_tune, prefixed, prepare
 from benchmarks.runinfo import write_run_info
-from benchmarks.tasks.metrics import metrics_fn
-from supernet.evaluation import evaluate
-from supernet.model import SuperNetwork
-from supernet.training import Trainer
+
+if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
+    from benchmarks.finetuning import BestEpoch, ModelRun, Setup
+    from supernet.training import Trainer
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,10 @@ class FinetuneSettings:
 
 def best_model_epoch(setup: Setup, output_dir: Path) -> BestEpoch:
     """Validate every epoch; on a new best validation error save the model and score the test split."""
+    from benchmarks.finetuning import BestEpoch, prefixed
+    from benchmarks.tasks.metrics import metrics_fn
+    from supernet.evaluation import evaluate
+
     score = metrics_fn(setup.task)
 
     def validate(trainer: Trainer, epoch: int) -> dict[str, Any]:
@@ -62,6 +65,8 @@ def _epoch_line(epoch: int, epochs: int, record: dict[str, Any]) -> str:
 
 def summarise(history: list[dict[str, Any]]) -> dict[str, Any]:
     """Best epoch by validation error, with its validation and test metrics."""
+    from benchmarks.finetuning import best_record
+
     best = best_record(history)
     pick = lambda prefix: {k[len(prefix) + 1:]: v for k, v in best.items() if k.startswith(prefix + "_")}  # noqa: E731
     return {"best_epoch": best["epoch"], "valid": pick("valid"), "test": pick("test")}
@@ -73,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def finetune(settings: FinetuneSettings) -> dict[str, Any]:
     """Fine-tune, keep the best epoch's model, and write metrics.json; returns its summary."""
+    from benchmarks.finetuning import fine_tune, prepare
+    from supernet.model import SuperNetwork
+
     output_dir, run = settings.output_dir, settings.run
     setup = prepare(run)
     history = fine_tune(SuperNetwork(setup.model), setup.loaders["train"], run.trainer,
@@ -85,7 +93,13 @@ def finetune(settings: FinetuneSettings) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Fine-tune, keep the best epoch's model, and write metrics.json and run.json."""
+    check_option_ranges(args)
     settings = FinetuneSettings.from_args(args)
+    if settings.resume:
+        from supernet.training import check_resume
+
+        check_resume(settings.output_dir / CHECKPOINT_DIR, settings.run.trainer, "standard",
+                     settings.run.data_identity())
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(settings.output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="finetune")
     summary = finetune(settings)

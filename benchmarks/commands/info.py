@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
-from search_spaces import SEARCH_SPACES, get_search_space
-from search_spaces.cost import cost_of
-from search_spaces.shape import ModelShape
-from supernet.loading import load_config, resolve_model_name
+from benchmarks.commands.options import check_option_ranges
+
+if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
+    from search_spaces.shape import ModelShape
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,9 @@ def _format_size(size: float) -> str:
 
 def describe(shape: ModelShape, seq_len: int) -> list[str]:
     """Lines of the model and search-space summary."""
+    from search_spaces import SEARCH_SPACES, get_search_space
+    from search_spaces.cost import cost_of
+
     full = cost_of(shape, None, seq_len=seq_len)
     lines = [
         f"family: {shape.model_type} ({shape.head}, {shape.num_outputs} output(s))",
@@ -59,6 +63,11 @@ def describe(shape: ModelShape, seq_len: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the model's shape, the task's labels and metric, and each search space's size and extremes."""
+    from search_spaces.shape import ModelShape
+    from supernet.loading import load_config, resolve_model_name
+
+    check_option_ranges(args)
     head, num_labels, task_line = "sequence-classification", 2, None
     if args.task:
         from benchmarks.tasks.registry import get_task

@@ -25,21 +25,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.commands.options import DEVICES, add_size_objective_argument
-from benchmarks.nas.common import DEFAULT_SEARCH_SPACE, DEFAULT_SEARCHER, NasSettings
+from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES
+from benchmarks.commands.options import DEVICES, add_size_objective_argument, check_option_ranges
+
+DEFAULT_SEARCHER = "random_search"  # as benchmarks.nas.common's
+DEFAULT_SEARCH_SPACE = "small"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from baselines.searchers import SEARCHERS
-    from search_spaces import SEARCH_SPACES
-
     parser.add_argument("--model", default="minilm", help="hub name or local folder (default: embedded MiniLM-L6)")
     parser.add_argument("--task", required=True, help="task name, e.g. rte, mrpc, stsb")
     parser.add_argument("--data-dir", default=None,
                         help="local copy of the data (default: $GLUE_DIR for GLUE, else the hub)")
     parser.add_argument("--output-dir", required=True, type=Path, help="folder for results.csv, run.json and trial logs")
-    parser.add_argument("--search-space", default=DEFAULT_SEARCH_SPACE, choices=tuple(SEARCH_SPACES))
-    parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=tuple(SEARCHERS))
+    parser.add_argument("--search-space", default=DEFAULT_SEARCH_SPACE, choices=SEARCH_SPACE_NAMES)
+    parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=SEARCHER_NAMES)
     add_size_objective_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the searcher and of every trial's fine-tuning")
     parser.add_argument("--dataset-seed", type=int, default=0, help="seed of the 70/30 train/validation split")
@@ -84,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run standard NAS on the chosen backend."""
+    from benchmarks.nas.common import NasSettings
+
+    check_option_ranges(args)
     settings = NasSettings.from_args(args)
     if settings.backend == "ray":
         from benchmarks.nas.ray_backend import run_ray

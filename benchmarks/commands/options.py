@@ -1,16 +1,23 @@
-"""Options several commands share, and their parsing into typed settings (the only place that sees argparse)."""
+"""Options several commands share, and their parsing into typed settings (the only place that sees argparse).
+
+Only light modules are imported at the top, so that ``--help`` and argument errors answer fast; the settings
+classes (torch, transformers) are imported by the functions that build them.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from benchmarks.finetuning import ModelRun
-from benchmarks.objectives import DEFAULT_SIZE_OBJECTIVE
+from benchmarks.commands.names import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
 from benchmarks.results import SIZE_OBJECTIVES
-from benchmarks.tasks.loaders import DEFAULT_MAX_LENGTH, DataSettings
-from benchmarks.tasks.registry import get_task
-from supernet.loading import DEFAULT_MODEL, resolve_device
-from supernet.training import TrainerConfig
+
+if TYPE_CHECKING:
+    from benchmarks.finetuning import ModelRun
+    from benchmarks.tasks.loaders import DataSettings
+    from supernet.training import TrainerConfig
+
+DEFAULT_SIZE_OBJECTIVE = "param_fraction"  # as benchmarks.objectives.DEFAULT_SIZE_OBJECTIVE
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -60,6 +67,8 @@ def add_size_objective_argument(parser: argparse.ArgumentParser) -> None:
 
 def data_settings(args: argparse.Namespace, **overrides: object) -> DataSettings:
     """The data options of a command (those it lacks keep their defaults)."""
+    from benchmarks.tasks.loaders import DataSettings
+
     names = ("data_dir", "dataset_seed", "max_train_samples", "max_valid_samples", "max_test_samples", "max_length",
              "batch_size", "eval_batch_size")
     values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
@@ -68,6 +77,9 @@ def data_settings(args: argparse.Namespace, **overrides: object) -> DataSettings
 
 def trainer_config(args: argparse.Namespace) -> TrainerConfig:
     """The training protocol of the common options."""
+    from supernet.loading import resolve_device
+    from supernet.training import TrainerConfig
+
     return TrainerConfig(
         epochs=args.epochs,
         lr=args.lr,
@@ -83,5 +95,60 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
 
 def model_run(args: argparse.Namespace) -> ModelRun:
     """The common options of ``finetune`` and ``train-supernet`` as typed settings."""
+    from benchmarks.finetuning import ModelRun
+    from benchmarks.tasks.registry import get_task
+
     return ModelRun(model=args.model, task=get_task(args.task), data=data_settings(args), trainer=trainer_config(args),
                     device=args.device, threads=args.threads)
+
+
+# ------------------------------------------------------------------------------- checks before any work
+
+POSITIVE_INTS = ("epochs", "batch_size", "eval_batch_size", "max_length", "seq_len", "threads", "max_train_samples",
+                 "max_valid_samples", "max_test_samples", "num_random", "rewire_examples", "workers", "max_trials",
+                 "cpus_per_worker", "cpus_per_trial", "sample_batch_size")
+NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples")
+POSITIVE_FLOATS = ("lr", "max_grad_norm", "temperature", "max_wallclock", "poll_interval", "step_fraction", "max_scale")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_option_ranges(args: argparse.Namespace) -> None:
+    """Refuse out-of-range numbers before anything is loaded or written (only the options a command has)."""
+    from benchmarks.errors import UsageError
+
+    given = {name: value for name, value in vars(args).items() if value is not None and not name.startswith("_")}
+    for name in POSITIVE_INTS:
+        if name in given and given[name] < 1:
+            raise UsageError(f"{_flag(name)} must be at least 1, got {given[name]}")
+    for name in NON_NEGATIVE:
+        if name in given and given[name] < 0:
+            raise UsageError(f"{_flag(name)} must be 0 or more, got {given[name]}")
+    for name in POSITIVE_FLOATS:
+        if name in given and not given[name] > 0:
+            raise UsageError(f"{_flag(name)} must be positive, got {given[name]}")
+    for name in ("warmup_ratio", "full_warmup"):
+        if name in given and not 0 <= given[name] < 1:
+            raise UsageError(f"{_flag(name)} must lie in [0, 1), got {given[name]}")
+    if "data_dir" in given and not Path(given["data_dir"]).is_dir():
+        raise UsageError(f"--data-dir {given['data_dir']}: no such folder; pass the folder that holds the task's "
+                         "data (for GLUE: RTE/, MRPC/, ...)")
+    check_model_argument(given.get("model"))
+    for name in ("output_dir", "out"):
+        if name in given and Path(given[name]).exists() and not Path(given[name]).is_dir():
+            raise UsageError(f"{_flag(name)} {given[name]} is a file; pass a folder")
+
+
+def check_model_argument(model: str | None) -> None:
+    """A ``--model`` that looks like a path must be a folder holding config.json (hub names pass)."""
+    from benchmarks.errors import UsageError
+
+    if model is None or model == DEFAULT_MODEL:
+        return
+    path = Path(model)
+    looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
+    if looks_local and not (path / "config.json").is_file():
+        raise UsageError(f"--model {model}: no model there (a local model is a folder with config.json); pass "
+                         f"such a folder, a hub name, or {DEFAULT_MODEL}")

@@ -20,21 +20,22 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm.auto import tqdm
-
-from baselines.pruning.rfp.pipeline import TEACHERS
-from benchmarks.commands.options import DEVICES, add_size_objective_argument
-from benchmarks.prune.context import DEFAULT_BUDGETS, Candidate, PruneSettings, check_settings, prepare
-from benchmarks.prune.methods import METHODS, get_method
-from benchmarks.prune.rows import MODELS_DIR, ResultsWriter
+from benchmarks.commands.names import PRUNE_METHOD_NAMES, RFP_TEACHER_NAMES
+from benchmarks.commands.options import DEVICES, add_size_objective_argument, check_option_ranges
 from benchmarks.results import RESULTS_FILE
 from benchmarks.runinfo import write_run_info
-from search_spaces.masks import SubNetworkMasks
+
+if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
+    from benchmarks.prune.context import PruneSettings
+
+DEFAULT_BUDGETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # as benchmarks.prune.context.DEFAULT_BUDGETS
+MODELS_DIR = "models"  # as benchmarks.prune.rows.MODELS_DIR
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", required=True, choices=tuple(METHODS), help="pruning baseline")
+    parser.add_argument("--method", required=True, choices=PRUNE_METHOD_NAMES, help="pruning baseline")
     parser.add_argument("--finetuned", required=True, type=Path,
                         help="output folder of `plm-nas finetune` (or the model folder inside it)")
     parser.add_argument("--task", required=True, help="task name, e.g. rte, mrpc, stsb")
@@ -80,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="MAC budgets as fractions of the full model's MACs")
     rfp.add_argument("--num-samples", type=int, default=1024, help="training examples for Fisher and rescaling")
     rfp.add_argument("--sample-batch-size", type=int, default=32)
-    rfp.add_argument("--teacher", default="full", choices=tuple(TEACHERS),
+    rfp.add_argument("--teacher", default="full", choices=RFP_TEACHER_NAMES,
                      help="what rescaling reconstructs: the full model, or Kwon et al.'s sqrt(budget) sub-network")
     rfp.add_argument("--no-rearrange", action="store_true", help="skip mask rearrangement")
     rfp.add_argument("--no-rescale", action="store_true", help="skip mask rescaling")
@@ -93,14 +94,24 @@ def default_run_id(settings: PruneSettings) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Prune with one method, scoring the unpruned model first, and write the results table."""
+    from tqdm.auto import tqdm
+
+    from benchmarks.prune.context import Candidate, PruneSettings, check_settings, locate_finetuned, prepare
+    from benchmarks.prune.methods import get_method
+    from benchmarks.prune.rows import ResultsWriter
+    from search_spaces.masks import SubNetworkMasks
+
+    check_option_ranges(args)
     settings = PruneSettings.from_args(args)
     check_settings(settings)
     method = get_method(settings.method)
+    finetuned = locate_finetuned(settings)  # model folder, task and split seed checked before writing anything
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     run_id = settings.run_id or default_run_id(settings)
-    write_run_info(output_dir, args, seed=settings.seed, command_name="prune", run_id=run_id)
-    ctx = prepare(settings, method.extra_splits)
+    write_run_info(output_dir, args, seed=settings.seed, command_name="prune", run_id=run_id,
+                   dataset_seed=finetuned.dataset_seed, finetuned_model=str(finetuned.model_dir))
+    ctx = prepare(settings, method.extra_splits, finetuned)
     writer = ResultsWriter(ctx=ctx, run_id=run_id, started=time.perf_counter())
     writer.add(Candidate(masks=SubNetworkMasks.full(ctx.shape), model=ctx.model, details={"unpruned": True}))
     for candidate in method.candidates(ctx):

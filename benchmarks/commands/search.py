@@ -30,21 +30,21 @@ import os
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from tqdm.auto import tqdm
-
-from baselines.searchers.ask_tell import AskTellSearch, config_key
-from baselines.searchers.loop import DEFAULT_NUM_SAMPLES, Budget, Config, Evaluation, SearchLoop
-from benchmarks.artifacts import SuperNetSource, check_dataset_seed
-from benchmarks.commands.options import DEVICES, add_size_objective_argument
+from benchmarks.artifacts import check_dataset_seed
+from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES
+from benchmarks.commands.options import DEVICES, add_size_objective_argument, check_option_ranges
 from benchmarks.files import write_json_atomic
-from benchmarks.objectives import initial_design, objective_names
-from benchmarks.results import RESULTS_FILE, read_results
+from benchmarks.results import RESULTS_FILE
 from benchmarks.runinfo import write_run_info
-from benchmarks.ws.scoring import ScorerSpec, SubNetworkScorer
-from benchmarks.ws.table import ResultsTable, RunIdentity, previous_evaluations
 
+if TYPE_CHECKING:  # torch and syne_tune load only when the command runs, so --help answers fast
+    from baselines.searchers.ask_tell import AskTellSearch
+    from baselines.searchers.loop import Config, Evaluation
+    from benchmarks.ws.scoring import ScorerSpec, SubNetworkScorer
+
+DEFAULT_NUM_SAMPLES = 100  # as baselines.searchers.loop.DEFAULT_NUM_SAMPLES, the paper's budget
 SCORING_FILE = "scoring.json"  # how the rows were scored; a resumed search must match it
 DEFAULT_SEARCHER = "random_search"
 
@@ -87,15 +87,12 @@ class SearchSettings:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from baselines.searchers import SEARCHERS
-    from search_spaces import SEARCH_SPACES
-
     parser.add_argument("--supernet", required=True, type=Path,
                         help="train-supernet output folder (or its supernet/ subfolder)")
     parser.add_argument("--output-dir", required=True, type=Path, help="folder for results.csv and run.json")
-    parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=tuple(SEARCHERS),
+    parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=SEARCHER_NAMES,
                         help="any searcher but moasha (default: random_search)")
-    parser.add_argument("--search-space", default=None, choices=tuple(SEARCH_SPACES),
+    parser.add_argument("--search-space", default=None, choices=SEARCH_SPACE_NAMES,
                         help="default: the one the super-network was trained on")
     add_size_objective_argument(parser)
     parser.add_argument("--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
@@ -138,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------------- evaluation backends
 
-Errors = Callable[[list[Config], str], list[float]]  # (configs, split) -> their errors, in order
+Errors = Callable[[list[Any], str], list[float]]  # (configs, split) -> their errors, in order
 
 
 @contextlib.contextmanager
@@ -201,9 +198,20 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
 
     ``args`` (the parsed options, if any) are only recorded in ``run.json``.
     """
-    from baselines.searchers import make_scheduler
-    from benchmarks.tasks.registry import get_task
+    from tqdm.auto import tqdm
 
+    from baselines.searchers import make_scheduler
+    from baselines.searchers.ask_tell import AskTellSearch, config_key
+    from baselines.searchers.loop import Budget, SearchLoop
+    from benchmarks.artifacts import SuperNetSource
+    from benchmarks.objectives import initial_design, objective_names
+    from benchmarks.results import read_results
+    from benchmarks.tasks.registry import get_task
+    from benchmarks.ws.scoring import ScorerSpec
+    from benchmarks.ws.table import ResultsTable, RunIdentity, previous_evaluations
+
+    if args is not None:
+        check_option_ranges(args)
     check_searcher(settings.searcher)
     evaluation_backend = EVALUATION_BACKENDS[settings.backend]
     if settings.eval_workers < 1 or (settings.backend == "local" and settings.eval_workers != 1):

@@ -10,70 +10,20 @@ different seed would put training examples into the search's validation split.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from torch.utils.data import DataLoader, Subset
-
-from baselines.pruning.rfp.fisher import fisher_importance
 from benchmarks.artifacts import CHECKPOINT_DIR, METRICS_FILE, SUPERNET_DIR, SUPERNET_INFO_FILE
-from benchmarks.commands.options import add_common_arguments, model_run
+from benchmarks.commands.names import SEARCH_SPACE_NAMES, STRATEGY_NAMES
+from benchmarks.commands.options import add_common_arguments, check_option_ranges, model_run
 from benchmarks.files import write_folder_atomic, write_json_atomic
-from benchmarks.finetuning import Setup, prefixed, prepare
 from benchmarks.runinfo import write_run_info
-from benchmarks.tasks.metrics import constant_predictor_metrics, metrics_fn
-from benchmarks.tasks.registry import get_task
-from benchmarks.tasks.sources import local_data_dir
-from search_spaces import SEARCH_SPACES, get_search_space
-from search_spaces.masks import SubNetworkMasks
-from supernet.evaluation import evaluate
-from supernet.model import SuperNetwork
-from supernet.probes import Probe, probe_sub_networks
-from supernet.rewire import RewireCallback
-from supernet.strategies import STRATEGIES, SamplingStrategy, Strategy, check_options, get_strategy, strategy_options
-from supernet.training import Trainer, TrainerCallback
+
+if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
+    from benchmarks.finetuning import Setup
 
 DEFAULT_STRATEGY = "sandwich"
 DEFAULT_SEARCH_SPACE = "small"
-
-
-def probe_masks(probes: Mapping[str, Probe]) -> dict[str, SubNetworkMasks | None]:
-    """The masks of the probe sub-networks tracked during training, by probe name."""
-    return {name: probe.masks for name, probe in probes.items()}
-
-
-def constant_metrics(setup: Setup, split: str) -> dict[str, float]:
-    """The constant predictor's metrics on ``split`` (training majority class or mean score)."""
-    return constant_predictor_metrics(
-        setup.task, setup.loaders["train"].dataset.labels, setup.loaders[split].dataset.labels
-    )
-
-
-class SubNetworkValidation(TrainerCallback):
-    """Validation metrics of the probe sub-networks after every epoch, so learning curves show every size."""
-
-    def __init__(self, setup: Setup, sub_networks: Mapping[str, SubNetworkMasks | None]) -> None:
-        self.setup = setup
-        self.sub_networks = dict(sub_networks)
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int) -> dict[str, Any]:
-        record = score_sub_networks(trainer.supernet, self.setup, self.sub_networks, "validation")
-        errors = "  ".join(f"{name}={record[f'valid_{name}_error']:.4f}" for name in self.sub_networks)
-        print(f"epoch {epoch}/{trainer.config.epochs}  validation error: {errors}", flush=True)
-        return record
-
-
-def score_sub_networks(
-    supernet: SuperNetwork, setup: Setup, sub_networks: Mapping[str, SubNetworkMasks | None], split: str
-) -> dict[str, float]:
-    """``{prefix}_{name}_{metric}`` for every sub-network, ``prefix`` being ``valid`` or ``test``."""
-    prefix = "valid" if split == "validation" else split
-    record: dict[str, float] = {}
-    for name, masks in sub_networks.items():
-        result = evaluate(supernet, setup.loaders[split], masks=masks, metrics_fn=metrics_fn(setup.task))
-        record.update(prefixed(f"{prefix}_{name}", result))
-    return record
 
 
 def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,6 +50,9 @@ def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, 
 
 def _resolved_data_dir(task: str, data_dir: str | None) -> str | None:
     """The absolute local data folder the run read (``--data-dir`` or ``GLUE_DIR``), or None for the hub."""
+    from benchmarks.tasks.registry import get_task
+    from benchmarks.tasks.sources import local_data_dir
+
     folder = local_data_dir(get_task(task), data_dir)
     return str(Path(folder).resolve()) if folder is not None else None
 
@@ -107,11 +60,11 @@ def _resolved_data_dir(task: str, data_dir: str | None) -> str | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument(
-        "--search-space", default=DEFAULT_SEARCH_SPACE, choices=tuple(SEARCH_SPACES),
+        "--search-space", default=DEFAULT_SEARCH_SPACE, choices=SEARCH_SPACE_NAMES,
         help=f"where random and smallest sub-networks come from (default {DEFAULT_SEARCH_SPACE})",
     )
     parser.add_argument(
-        "--strategy", default=DEFAULT_STRATEGY, choices=tuple(STRATEGIES),
+        "--strategy", default=DEFAULT_STRATEGY, choices=STRATEGY_NAMES,
         help=f"super-network training strategy (default {DEFAULT_STRATEGY})",
     )
     parser.add_argument(
@@ -146,26 +99,25 @@ def strategy_settings(args: argparse.Namespace) -> dict[str, Any]:
             "sub_network_loss_weight": args.sub_network_loss_weight}
 
 
-def rewire_callback(args: argparse.Namespace, setup: Setup, strategy: Strategy, total_steps: int) -> RewireCallback | None:
-    """With ``--rewire``: reorder heads and units by Fisher importance when sub-networks join (else at the end)."""
-    if not args.rewire:
-        return None
-    if args.rewire_examples < 1:
-        raise ValueError(f"--rewire-examples must be >= 1, got {args.rewire_examples}")
-    train = setup.loaders["train"]
-    sample = Subset(train.dataset, range(min(args.rewire_examples, len(train.dataset))))
-    batches = list(DataLoader(sample, batch_size=args.eval_batch_size, shuffle=False, collate_fn=train.collate_fn))
-    at_step = math.ceil(strategy.full_warmup * total_steps) if isinstance(strategy, SamplingStrategy) else total_steps
-    return RewireCallback(at_step, fisher_importance, batches)
-
-
 def run(args: argparse.Namespace) -> int:
     """Train the super-network, then save it with its tokenizer, supernet.json, metrics.json and run.json."""
+    from benchmarks.finetuning import prepare
+    from benchmarks.ws import training as ws_training
+    from benchmarks.ws.training import SubNetworkValidation, probe_masks, rewire_callback
+    from search_spaces import get_search_space
+    from supernet.model import SuperNetwork
+    from supernet.probes import probe_sub_networks
+    from supernet.strategies import check_options, get_strategy, strategy_options
+    from supernet.training import Trainer, check_resume
+
     output_dir = Path(args.output_dir)
+    check_option_ranges(args)
     check_options(args.strategy, **strategy_settings(args))  # fail before loading
+    run = model_run(args)  # the model, data and training protocol, typed
+    if args.resume:
+        check_resume(output_dir / CHECKPOINT_DIR, run.trainer, args.strategy, run.data_identity())
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="train-supernet")
-    run = model_run(args)  # the model, data and training protocol, typed
     setup = prepare(run)
     supernet = SuperNetwork(setup.model)
     space = get_search_space(args.search_space, supernet.shape)
@@ -182,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         callbacks=[SubNetworkValidation(setup, sub_networks)],
         data_identity=run.data_identity(),
     )
-    rewiring = rewire_callback(args, setup, strategy, trainer.total_steps)
+    rewiring = (rewire_callback(setup, strategy, trainer.total_steps, args.rewire_examples, args.eval_batch_size)
+                if args.rewire else None)
     if rewiring is not None:
         trainer.callbacks.insert(0, rewiring)
     history = trainer.fit(resume=args.resume)
@@ -202,9 +155,10 @@ def run(args: argparse.Namespace) -> int:
         "strategy_options": options,
         "rewired_at_step": rewiring.at_step if rewiring is not None else None,
         "probes": [probe.to_dict() for probe in probes.values()],
-        "constant": {"valid": constant_metrics(setup, "validation"), "test": constant_metrics(setup, "test")},
+        "constant": {split_name: ws_training.constant_metrics(setup, split)
+                     for split_name, split in (("valid", "validation"), ("test", "test"))},
         "valid": {key: value for key, value in history[-1].items() if key.startswith("valid_")},
-        "test": score_sub_networks(supernet, setup, sub_networks, "test"),
+        "test": ws_training.score_sub_networks(supernet, setup, sub_networks, "test"),
         "history": history,
     }
     write_json_atomic(final, output_dir / METRICS_FILE)

@@ -50,7 +50,7 @@ def time_inside_trials(backend: str, output_dir: Path) -> list[float]:
 
 
 def measure(backend: str, output_dir: Path, args: argparse.Namespace, address: str | None) -> dict:
-    from benchmarks.cli import main
+    from benchmarks.cli import run_command as main
 
     started = time.perf_counter()
     code = main(nas_command(backend, output_dir, args, address))
@@ -82,7 +82,7 @@ def compare(local_dir: Path, ray_dir: Path) -> dict:
 def measure_search(backend: str, supernet: Path, output_dir: Path, args: argparse.Namespace,
                    address: str | None) -> dict:
     """A weight-sharing search of ``--samples`` sub-networks: in this process, or on 2 Ray evaluation actors."""
-    from benchmarks.cli import main
+    from benchmarks.cli import run_command as main
 
     command = ["search", "--supernet", str(supernet), "--output-dir", str(output_dir), "--searcher", "morea",
                "--num-samples", str(args.samples), "--max-test-samples", str(args.eval_samples), "--seed",
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = [measure("local", args.output_dir / "local", args, None)]
     supernet = args.output_dir / "supernet"
     if args.samples:
-        from benchmarks.cli import main as cli
+        from benchmarks.cli import run_command as cli
 
         command = ["train-supernet", "--task", args.task, "--output-dir", str(supernet), "--epochs", "1",
                    "--max-train-samples", str(4 * args.train_samples), "--max-valid-samples", str(args.eval_samples),

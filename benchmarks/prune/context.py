@@ -128,21 +128,60 @@ class Candidate:
     epoch: float = math.nan
 
 
-def prepare(settings: PruneSettings, extra_splits: tuple[str, ...] = ()) -> PruneContext:
+@dataclass(frozen=True)
+class FinetunedModel:
+    """The fine-tuned model a pruning run starts from, checked against the task before anything is loaded."""
+
+    model_dir: Path
+    task: TaskSpec
+    dataset_seed: int  # the split seed it was fine-tuned with (or the one forced)
+
+
+def locate_finetuned(settings: PruneSettings) -> FinetunedModel:
+    """Find the model folder, its split seed and check its head against the task; reads only small JSON files."""
+    task = get_task(settings.task)
+    model_dir = finetuned_model_dir(settings.finetuned)
+    check_model_task(model_dir, task)
+    dataset_seed = finetuned_dataset_seed(settings.finetuned, settings.dataset_seed, settings.force)
+    return FinetunedModel(model_dir=model_dir, task=task, dataset_seed=dataset_seed)
+
+
+def check_model_task(model_dir: Path, task: TaskSpec) -> None:
+    """Refuse a model whose classification head (label count, recorded task) does not fit ``task``."""
+    import json
+
+    from benchmarks.errors import UsageError, reading
+
+    config = reading(model_dir / "config.json", lambda path: json.loads(path.read_text()), "model config")
+    labels = config.get("num_labels") or len(config.get("id2label") or {}) or None
+    if labels is not None and int(labels) != task.num_labels:
+        raise UsageError(f"{model_dir} has a head for {labels} label(s) but task {task.name!r} has {task.num_labels}; "
+                         "pass the model fine-tuned on this task, or the task it was fine-tuned on")
+    for folder in (model_dir, model_dir.parent):
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            recorded = reading(metrics, lambda path: json.loads(path.read_text()), "metrics file").get("task")
+            if recorded and recorded != task.name:
+                raise UsageError(f"{model_dir} was fine-tuned on task {recorded!r}, not {task.name!r}; pass "
+                                 f"--task {recorded} or a model fine-tuned on {task.name!r}")
+            break
+
+
+def prepare(settings: PruneSettings, extra_splits: tuple[str, ...] = (),
+            finetuned: FinetunedModel | None = None) -> PruneContext:
     """Load the fine-tuned model, its tokenizer, the task's splits and loaders (validation, test, ``extra_splits``)."""
     from supernet.loading import load_model, load_tokenizer, model_shape, resolve_device
     from supernet.training import seed_everything
 
+    finetuned = finetuned or locate_finetuned(settings)
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
-    task = get_task(settings.task)
+    task, model_dir, dataset_seed = finetuned.task, finetuned.model_dir, finetuned.dataset_seed
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
-    model_dir = finetuned_model_dir(settings.finetuned)
     model = load_model(str(model_dir), head=task.head, num_labels=task.num_labels,
                        problem_type=task.problem_type, device=device).eval()
     tokenizer = load_tokenizer(str(model_dir))
-    dataset_seed = finetuned_dataset_seed(settings.finetuned, settings.dataset_seed, settings.force)
     splits = task_splits(task, settings.data(dataset_seed))
     # rfp's seeded subset of the (capped) training split, batched by --sample-batch-size
     splits["sample"] = subsample(splits["train"], settings.num_samples, settings.seed)

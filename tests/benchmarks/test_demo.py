@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks.cli import main
+from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 from benchmarks.perf.latency import measure_latency
 
 pytestmark = pytest.mark.usefixtures("one_thread")

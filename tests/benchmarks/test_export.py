@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks.cli import main
+from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 from benchmarks.commands.export import EXPORT_FILE, SUBNETWORK_FILE, Pick, pick_rows
 from benchmarks.results import RESULTS_FILE, ResultRow, read_results, rows_to_frame
 from search_spaces import get_search_space

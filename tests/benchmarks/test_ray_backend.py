@@ -21,7 +21,7 @@ import ray
 
 from baselines.searchers import AskTellSearch, make_scheduler
 from baselines.searchers.ray_tune import SyneTuneSearcher, SyneTuneTrialScheduler
-from benchmarks.cli import main
+from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 from benchmarks.nas.ray_backend import RAY_DIR
 from benchmarks.objectives import initial_design
 from benchmarks.ray_cluster import HEAD_IP, LOOPBACK_ENV, LoopbackCluster, environment, loopback_host

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmarks.artifacts import BEST_MODEL_DIR
-from benchmarks.cli import main
+from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 from benchmarks.commands.export import Pick, export
 from benchmarks.nas.common import SETTINGS_FILE, check_budget, threads_per_trial
 from benchmarks.nas.local_backend import SYNE_TUNE_DIR, TrialLimit

@@ -10,7 +10,7 @@ import pytest
 
 from baselines.searchers.loop import Budget, Evaluation, SearchLoop
 from benchmarks.artifacts import check_dataset_seed
-from benchmarks.cli import main
+from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 from benchmarks.commands.search import check_searcher
 from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, read_results
 from benchmarks.tasks.loaders import load_splits, make_dataloaders, subsample

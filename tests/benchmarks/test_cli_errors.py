@@ -1,0 +1,193 @@
+"""Bad input on the command line: one line on stderr, exit 2, and the file tree exactly as it was.
+
+Each case runs ``plm-nas`` in this process (``benchmarks.cli.main``, the console entry point) inside a folder
+holding a few earlier outputs, and checks the exit code, that stderr is one ``plm-nas COMMAND: error:`` line
+without a traceback, and that no file or folder was created, removed or rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from benchmarks.cli import COMMANDS, main
+
+Tree = dict[str, tuple[str, int]]
+
+
+def snapshot(root: Path) -> Tree:
+    """Every path below ``root`` with its content hash (files) and modification time."""
+    tree: Tree = {}
+    for path in sorted(root.rglob("*")):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+        tree[str(path.relative_to(root))] = (digest, path.stat().st_mtime_ns)
+    return tree
+
+
+def fake_checkpoint(folder: Path, strategy: str = "standard", **config: object) -> None:
+    """A checkpoint file with the fields ``--resume`` compares (no weights: the check must refuse first)."""
+    import torch
+
+    settings = {"epochs": 3, "lr": 2e-5, "batch_size": 16, "weight_decay": 0.01, "warmup_ratio": 0.1,
+                "max_grad_norm": None, "seed": 0, **config}
+    folder.mkdir(parents=True)
+    torch.save({"strategy": strategy, "config": settings, "data": {}}, folder / "checkpoint.pt")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, tiny_bert_dir: Path) -> Path:
+    """Earlier outputs the bad commands must leave alone: a fine-tuning run, a search run, a data file, a model."""
+    (tmp_path / "ft").mkdir()
+    (tmp_path / "ft" / "run.json").write_text(json.dumps({"arguments": {"dataset_seed": 0}}))
+    fake_checkpoint(tmp_path / "ft" / "checkpoint")
+    fake_checkpoint(tmp_path / "sn" / "checkpoint", strategy="sandwich")
+    (tmp_path / "sn" / "run.json").write_text("{}")
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "results.csv").write_text("run_id\nx\n")
+    (tmp_path / "afile").write_text("not a folder\n")
+    (tmp_path / "bad.csv").write_text('text,label\n"unterminated,1\n')
+    os.symlink(tiny_bert_dir, tmp_path / "model")
+    (tmp_path / "ft-mrpc" / "best_model").mkdir(parents=True)
+    (tmp_path / "ft-mrpc" / "best_model" / "config.json").write_text(json.dumps({"id2label": {"0": "a", "1": "b"}}))
+    (tmp_path / "ft-mrpc" / "metrics.json").write_text(json.dumps({"task": "mrpc"}))
+    return tmp_path
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    argv: Callable[[Path], list[str]]
+    message: str  # a part of the one error line
+    code: int = 2
+
+
+def _ft(root: Path, *extra: str) -> list[str]:
+    return ["finetune", "--model", str(root / "model"), "--task", "rte", "--output-dir", str(root / "new"), *extra]
+
+
+CASES = [
+    Case("unknown command", lambda r: ["fine-tune"], "unknown command"),
+    Case("not an int", lambda r: _ft(r, "--epochs", "x"), "invalid int value"),
+    Case("missing required option", lambda r: ["finetune", "--output-dir", str(r / "new")], "--task"),
+    Case("unknown choice", lambda r: ["train-supernet", "--task", "rte", "--output-dir", str(r / "new"),
+                                      "--strategy", "greedy"], "invalid choice"),
+    Case("unknown option", lambda r: _ft(r, "--epoch", "2"), "unrecognized arguments"),
+    Case("zero epochs", lambda r: _ft(r, "--epochs", "0"), "--epochs must be at least 1"),
+    Case("negative learning rate", lambda r: _ft(r, "--lr", "-1"), "--lr must be positive"),
+    Case("warm-up ratio of 1", lambda r: _ft(r, "--warmup-ratio", "1"), "--warmup-ratio"),
+    Case("zero threads", lambda r: _ft(r, "--threads", "0"), "--threads must be at least 1"),
+    Case("unknown task", lambda r: ["finetune", "--task", "rtee", "--output-dir", str(r / "new")], "unknown task"),
+    Case("missing data folder", lambda r: _ft(r, "--data-dir", str(r / "nowhere")), "--data-dir"),
+    Case("missing model folder", lambda r: ["finetune", "--model", str(r / "nomodel"), "--task", "rte",
+                                            "--output-dir", str(r / "new")], "--model"),
+    Case("output folder is a file", lambda r: _ft(r)[:-1] + [str(r / "afile")], "is a file"),
+    Case("resume with another learning rate", lambda r: ["finetune", "--model", str(r / "model"), "--task", "rte",
+                                                         "--output-dir", str(r / "ft"), "--resume", "--lr", "1e-3"],
+         "cannot resume with changed training settings"),
+    Case("resume with another strategy", lambda r: ["train-supernet", "--model", str(r / "model"), "--task", "rte",
+                                                    "--output-dir", str(r / "sn"), "--resume", "--strategy", "random"],
+         "cannot resume"),
+    Case("super-network strategy option", lambda r: ["train-supernet", "--task", "rte", "--output-dir", str(r / "new"),
+                                                     "--strategy", "standard", "--num-random", "2"], "num_random"),
+    Case("search without a super-network", lambda r: ["search", "--supernet", str(r / "ft"), "--output-dir",
+                                                      str(r / "new")], "not a super-network"),
+    Case("search over an earlier search", lambda r: ["search", "--supernet", str(r / "sn"), "--output-dir",
+                                                     str(r / "search")], "--resume"),
+    Case("search with a multi-fidelity searcher", lambda r: ["search", "--supernet", str(r / "sn"), "--output-dir",
+                                                             str(r / "new"), "--searcher", "moasha"], "moasha"),
+    Case("nas with zero epochs", lambda r: ["nas", "--task", "rte", "--output-dir", str(r / "new"), "--max-trials",
+                                            "2", "--epochs", "0"], "--epochs must be at least 1"),
+    Case("nas with a missing data folder", lambda r: ["nas", "--task", "rte", "--data-dir", str(r / "nowhere"),
+                                                      "--output-dir", str(r / "new"), "--max-trials", "2"], "--data-dir"),
+    Case("prune without a fine-tuned model", lambda r: ["prune", "--method", "rfp", "--finetuned", str(r / "none"),
+                                                        "--task", "rte", "--output-dir", str(r / "new")], "none"),
+    Case("prune of a model fine-tuned on another task", lambda r: ["prune", "--method", "rfp", "--finetuned",
+                                                                    str(r / "ft-mrpc"), "--task", "rte", "--output-dir",
+                                                                    str(r / "new")], "fine-tuned on task 'mrpc'"),
+    Case("prune with a head of another size", lambda r: ["prune", "--method", "rfp", "--finetuned",
+                                                         str(r / "ft-mrpc"), "--task", "mnli", "--output-dir",
+                                                         str(r / "new")], "head for 2 label(s)"),
+    Case("prune with a zero budget", lambda r: ["prune", "--method", "rfp", "--finetuned", str(r / "ft"), "--task",
+                                                "rte", "--output-dir", str(r / "new"), "--budgets", "0"], "--budgets"),
+    Case("export of a missing results file", lambda r: ["export", "--results", str(r / "none.csv"), "--pick",
+                                                        "pareto", "--out", str(r / "new")], "none.csv"),
+    Case("demo with a multi-fidelity searcher", lambda r: ["demo", "--searcher", "moasha", "--output-dir",
+                                                           str(r / "new")], "--searcher"),
+    Case("demo with an unknown size objective", lambda r: ["demo", "--size-objective", "params", "--output-dir",
+                                                           str(r / "new")], "--size-objective"),
+    Case("experiments on an unknown grid", lambda r: ["experiments", "--grid", "huge"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_gets_one_line_and_changes_nothing(case: Case, workspace: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(workspace)
+    before = snapshot(workspace)
+    code = main(case.argv(workspace))
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == case.code, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("plm-nas"), err
+    assert ": error: " in lines[0] and case.message in lines[0], err
+    assert snapshot(workspace) == before
+
+
+def test_debug_shows_the_traceback(workspace: Path, capsys, monkeypatch) -> None:
+    argv = _ft(workspace, "--epochs", "0")
+    assert main([*argv, "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+    monkeypatch.setenv("PLM_NAS_DEBUG", "1")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("plm-nas finetune: error:")
+
+
+def test_help_and_argument_errors_import_no_heavy_library() -> None:
+    """Every command's --help (its parser) is built without torch, transformers or syne_tune."""
+    script = (
+        "import sys\n"
+        "from benchmarks.cli import COMMANDS, build_parser\n"
+        "for name, command in COMMANDS.items():\n"
+        "    if name != 'report':\n"
+        "        build_parser(name, command).format_help()\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'syne_tune', 'datasets', 'ray') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert done.stdout.strip() == ""
+
+
+def test_cli_choices_match_the_registries() -> None:
+    from baselines.pruning.rfp.pipeline import TEACHERS
+    from baselines.searchers import SEARCHERS
+    from baselines.searchers.loop import DEFAULT_NUM_SAMPLES
+    from benchmarks.commands import names, nas, options, prune, search
+    from benchmarks.nas.common import DEFAULT_SEARCH_SPACE, DEFAULT_SEARCHER
+    from benchmarks.objectives import DEFAULT_SIZE_OBJECTIVE
+    from benchmarks.prune import context, rows
+    from benchmarks.prune.methods import METHODS
+    from benchmarks.tasks.loaders import DEFAULT_MAX_LENGTH
+    from search_spaces import SEARCH_SPACES
+    from supernet.loading import DEFAULT_MODEL
+    from supernet.strategies import STRATEGIES
+
+    assert names.SEARCH_SPACE_NAMES == tuple(SEARCH_SPACES)
+    assert names.STRATEGY_NAMES == tuple(STRATEGIES)
+    assert names.SEARCHER_NAMES == tuple(SEARCHERS)
+    assert names.PRUNE_METHOD_NAMES == tuple(METHODS)
+    assert names.RFP_TEACHER_NAMES == tuple(TEACHERS)
+    assert (names.DEFAULT_MODEL, names.DEFAULT_MAX_LENGTH) == (DEFAULT_MODEL, DEFAULT_MAX_LENGTH)
+    assert options.DEFAULT_SIZE_OBJECTIVE == DEFAULT_SIZE_OBJECTIVE
+    assert search.DEFAULT_NUM_SAMPLES == DEFAULT_NUM_SAMPLES
+    assert (nas.DEFAULT_SEARCHER, nas.DEFAULT_SEARCH_SPACE) == (DEFAULT_SEARCHER, DEFAULT_SEARCH_SPACE)
+    assert prune.DEFAULT_BUDGETS == context.DEFAULT_BUDGETS and prune.MODELS_DIR == rows.MODELS_DIR
+    assert set(COMMANDS) >= {"finetune", "search", "nas", "prune", "export", "report"}
