@@ -28,11 +28,32 @@ TRIAL_INFO_FILE = "trial.json"
 
 
 def read_supernet_info(folder: str | Path) -> dict[str, Any]:
-    """The ``supernet.json`` of a saved super-network folder (``OUTPUT/supernet``)."""
+    """The ``supernet.json`` of a saved super-network folder (``OUTPUT/supernet``), checked against its config."""
+    from benchmarks.errors import UsageError, reading
+
     path = Path(folder) / SUPERNET_INFO_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {folder} is not a super-network saved by train-supernet")
-    return json.loads(path.read_text())
+    info = reading(path, lambda p: json.loads(p.read_text()), "super-network record")
+    missing = [key for key in ("task", "head", "num_labels", "problem_type", "search_space", "strategy",
+                               "dataset_seed") if key not in info]
+    if not isinstance(info, dict) or missing:
+        raise UsageError(f"{path} lacks {missing}: it was edited or not written by train-supernet; retrain, or "
+                         "restore the file")
+    config = reading(Path(folder) / "config.json", lambda p: json.loads(p.read_text()), "model config")
+    labels = len(config.get("id2label") or {}) or None
+    if labels is not None and labels != int(info["num_labels"]):
+        raise UsageError(f"{path} says {info['num_labels']} label(s) but {Path(folder) / 'config.json'} has a head "
+                         f"for {labels}; one of them was edited: restore it, or retrain the super-network")
+    return info
+
+
+def supernet_folder(path: str | Path) -> Path:
+    """A ``train-supernet`` output folder's ``supernet/``, or ``path`` itself when it is that folder."""
+    folder = Path(path)
+    if not (folder / SUPERNET_INFO_FILE).is_file() and (folder / SUPERNET_DIR / SUPERNET_INFO_FILE).is_file():
+        return folder / SUPERNET_DIR
+    return folder
 
 
 @dataclass
@@ -50,14 +71,19 @@ class SuperNetSource:
         """``path`` is a ``train-supernet`` output folder or its ``supernet/`` subfolder."""
         from supernet.loading import load_model, load_tokenizer, model_shape
 
-        folder = Path(path)
-        if not (folder / SUPERNET_INFO_FILE).is_file() and (folder / SUPERNET_DIR / SUPERNET_INFO_FILE).is_file():
-            folder = folder / SUPERNET_DIR
+        folder = supernet_folder(path)
         info = read_supernet_info(folder)
         model = load_model(str(folder), head=info["head"], num_labels=info["num_labels"],
                            problem_type=info["problem_type"], device=device)
         return cls(folder=folder, info=info, model=model, tokenizer=load_tokenizer(str(folder)),
                    shape=model_shape(model))
+
+
+def supernet_task(info: dict[str, Any], folder: str | Path) -> Any:
+    """The task a super-network was trained on, rebuilt from its ``supernet.json`` (your own files checked)."""
+    from benchmarks.tasks.definition import task_from_definition
+
+    return task_from_definition(info.get("task_definition") or {"name": info["task"]}, where=str(folder))
 
 
 def check_dataset_seed(requested: int | None, trained: int, force: bool) -> int:
@@ -73,8 +99,19 @@ def check_dataset_seed(requested: int | None, trained: int, force: bool) -> int:
 
 
 def finetuned_dataset_seed(finetuned: Path, requested: int | None, force: bool) -> int:
-    """The split seed of the fine-tuned model (from its ``run.json``), so its training examples stay out of
-    validation; a model without ``run.json`` (fine-tuned elsewhere) uses ``requested`` or 0."""
+    """The split seed of the fine-tuned model, so its training examples stay out of validation.
+
+    Read from the model's own record (``best_model/task.json``, written with its weights), else from the run's
+    ``run.json``; a model fine-tuned elsewhere uses ``requested`` or 0.
+    """
+    from benchmarks.tasks.definition import TASK_FILE
+
+    for folder in (finetuned, finetuned / BEST_MODEL_DIR):
+        record = folder / TASK_FILE
+        if record.is_file() and (folder / "config.json").is_file():
+            seed = json.loads(record.read_text()).get("dataset_seed")
+            if seed is not None:
+                return check_dataset_seed(requested, int(seed), force)
     info = finetuned / RUN_INFO_FILE
     if not info.is_file():
         return 0 if requested is None else requested

@@ -111,10 +111,10 @@ def debug_requested(argv: Sequence[str]) -> bool:
 
 def error_line(command: str, err: BaseException) -> str:
     """``plm-nas COMMAND: error: WHAT`` on one line; an unexpected error names its type and the --debug hint."""
-    from benchmarks.errors import one_line
+    from benchmarks.errors import CommandFailed, one_line
 
     prog = f"plm-nas {command}".rstrip()
-    if isinstance(err, USER_ERRORS):
+    if isinstance(err, (*USER_ERRORS, CommandFailed)):
         return f"{prog}: error: {one_line(err)}"
     return (f"{prog}: error: unexpected {type(err).__name__}: {one_line(err)} "
             f"(rerun with {DEBUG_FLAG} for the traceback, and please report it)")

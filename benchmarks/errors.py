@@ -16,6 +16,10 @@ class UsageError(ValueError):
     """Input the command refuses (an option, a file, a folder); its message says what is wrong and the fix."""
 
 
+class CommandFailed(RuntimeError):
+    """The command ran but produced nothing usable (e.g. every NAS trial failed): one line, exit 1."""
+
+
 def reading(path: str | os.PathLike, read: Callable[[Path], T], what: str = "file") -> T:
     """``read(path)``, re-raising a parser's error (JSON, CSV, Unicode, safetensors, empty file) naming ``path``."""
     path = Path(path)

@@ -135,7 +135,13 @@ class ModelRun:
 
     def data_identity(self) -> dict[str, Any]:
         """The settings that decide the training data; a resumed run must use the checkpointed run's."""
-        return {"model": self.model, "task": self.task.name, **self.data.identity()}
+        identity = {"model": self.model, "task": self.task.name, **self.data.identity()}
+        if self.task.files is not None:  # your own data: the files' contents, not only their names
+            from benchmarks.tasks.definition import task_definition
+
+            identity["task_files"] = {split: entry["sha256"]
+                                      for split, entry in task_definition(self.task)["files"].items()}
+        return identity
 
 
 @dataclass
@@ -149,6 +155,14 @@ class Setup:
     device: torch.device
 
 
+def name_labels(model: PreTrainedModel, task: TaskSpec) -> None:
+    """Give the model's config the task's real class names (``id2label``/``label2id``), saved with the model."""
+    from benchmarks.tasks.definition import label_mappings
+
+    for key, value in label_mappings(task).items():
+        setattr(model.config, key, value)
+
+
 def prepare(run: ModelRun) -> Setup:
     """Seed, then load the model (with a freshly initialised head), its tokenizer and the task's loaders."""
     if run.threads is not None:
@@ -160,6 +174,7 @@ def prepare(run: ModelRun) -> Setup:
     seed_everything(run.trainer.seed)
     model = load_model(run.model, head=task.head, num_labels=task.num_labels, problem_type=task.problem_type,
                        device=device)
+    name_labels(model, task)
     tokenizer = load_tokenizer(run.model)
     loaders = task_loaders(task, tokenizer, run.data, seed=run.trainer.seed)
     return Setup(task=task, model=model, tokenizer=tokenizer, loaders=loaders, device=device)

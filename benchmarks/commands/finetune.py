@@ -15,6 +15,7 @@ from benchmarks.artifacts import BEST_MODEL_DIR, CHECKPOINT_DIR, METRICS_FILE
 from benchmarks.commands.options import add_common_arguments, check_option_ranges, model_run
 from benchmarks.files import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
+from benchmarks.tasks.definition import TASK_FILE, write_task_file
 
 if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
     from benchmarks.finetuning import BestEpoch, ModelRun, Setup
@@ -34,12 +35,14 @@ class FinetuneSettings:
         return cls(run=model_run(args), output_dir=Path(args.output_dir), resume=args.resume)
 
 
-def best_model_epoch(setup: Setup, output_dir: Path) -> BestEpoch:
+def best_model_epoch(setup: Setup, output_dir: Path, dataset_seed: int = 0) -> BestEpoch:
     """Validate every epoch; on a new best validation error save the model and score the test split."""
     from benchmarks.finetuning import BestEpoch, prefixed
+    from benchmarks.tasks.definition import task_definition
     from benchmarks.tasks.metrics import metrics_fn
     from supernet.evaluation import evaluate
 
+    model_record = {**task_definition(setup.task), "dataset_seed": dataset_seed}
     score = metrics_fn(setup.task)
 
     def validate(trainer: Trainer, epoch: int) -> dict[str, Any]:
@@ -47,8 +50,13 @@ def best_model_epoch(setup: Setup, output_dir: Path) -> BestEpoch:
 
     def keep(trainer: Trainer, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         model, tokenizer = trainer.supernet.model, setup.tokenizer
-        write_folder_atomic(output_dir / BEST_MODEL_DIR,
-                            lambda folder: (model.save_pretrained(folder), tokenizer.save_pretrained(folder)))
+
+        def save(folder: Path) -> None:
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            write_json_atomic(model_record, folder / TASK_FILE)  # the model's own task and split seed
+
+        write_folder_atomic(output_dir / BEST_MODEL_DIR, save)
         return prefixed("test", evaluate(trainer.supernet, setup.loaders["test"], metrics_fn=score))
 
     def show(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
@@ -83,10 +91,12 @@ def finetune(settings: FinetuneSettings) -> dict[str, Any]:
 
     output_dir, run = settings.output_dir, settings.run
     setup = prepare(run)
-    history = fine_tune(SuperNetwork(setup.model), setup.loaders["train"], run.trainer,
-                        best_model_epoch(setup, output_dir), checkpoint_dir=output_dir / CHECKPOINT_DIR,
-                        resume=settings.resume, data_identity=run.data_identity())
-    summary = {"task": setup.task.name, "model": run.model, **summarise(history), "history": history}
+    best = best_model_epoch(setup, output_dir, run.data.dataset_seed)
+    history = fine_tune(SuperNetwork(setup.model), setup.loaders["train"], run.trainer, best,
+                        checkpoint_dir=output_dir / CHECKPOINT_DIR, resume=settings.resume,
+                        data_identity=run.data_identity())
+    summary = {"task": setup.task.name, "model": run.model, "dataset_seed": run.data.dataset_seed,
+               **summarise(history), "history": history}
     write_json_atomic(summary, output_dir / METRICS_FILE)
     return summary
 
@@ -102,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
                      settings.run.data_identity())
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(settings.output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="finetune")
+    write_task_file(settings.run.task, settings.output_dir)
     summary = finetune(settings)
     main = settings.run.task.main_metric
     print(

@@ -23,10 +23,18 @@ Outputs in ``--output-dir``:
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES
-from benchmarks.commands.options import DEVICES, add_size_objective_argument, check_option_ranges
+from benchmarks.commands.options import (
+    DEVICES,
+    add_size_objective_argument,
+    add_task_arguments,
+    check_option_ranges,
+    task_spec,
+)
+from benchmarks.results import RESULTS_FILE
 
 DEFAULT_SEARCHER = "random_search"  # as benchmarks.nas.common's
 DEFAULT_SEARCH_SPACE = "small"
@@ -34,9 +42,7 @@ DEFAULT_SEARCH_SPACE = "small"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="minilm", help="hub name or local folder (default: embedded MiniLM-L6)")
-    parser.add_argument("--task", required=True, help="task name, e.g. rte, mrpc, stsb")
-    parser.add_argument("--data-dir", default=None,
-                        help="local copy of the data (default: $GLUE_DIR for GLUE, else the hub)")
+    add_task_arguments(parser)
     parser.add_argument("--output-dir", required=True, type=Path, help="folder for results.csv, run.json and trial logs")
     parser.add_argument("--search-space", default=DEFAULT_SEARCH_SPACE, choices=SEARCH_SPACE_NAMES)
     parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=SEARCHER_NAMES)
@@ -85,13 +91,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run standard NAS on the chosen backend."""
     from benchmarks.nas.common import NasSettings
+    from benchmarks.tasks.definition import task_definition
 
     check_option_ranges(args)
-    settings = NasSettings.from_args(args)
+    task = task_spec(args)  # your own files are read and checked here, before Syne Tune or Ray start
+    settings = replace(NasSettings.from_args(args), task=task.name,
+                       task_definition=task_definition(task) if task.files is not None else None)
     if settings.backend == "ray":
         from benchmarks.nas.ray_backend import run_ray
 
-        return run_ray(settings, args)
-    from benchmarks.nas.local_backend import run_local
+        code = run_ray(settings, args)
+    else:
+        from benchmarks.nas.local_backend import run_local
 
-    return run_local(settings, args)
+        code = run_local(settings, args)
+    check_some_trial_reported(Path(settings.output_dir))
+    return code
+
+
+def check_some_trial_reported(output_dir: Path) -> None:
+    """No silent success: when no trial reported an epoch, fail with the first failed trial's error."""
+    import pandas as pd
+
+    from benchmarks.errors import CommandFailed
+
+    results = output_dir / RESULTS_FILE
+    if results.is_file() and len(pd.read_csv(results)) > 0:
+        return
+    logs = sorted(output_dir.rglob("std.err"), key=lambda path: path.stat().st_mtime)
+    for log in logs:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if "Error" in line or "error:" in line]
+        if errors:
+            raise CommandFailed(f"every trial failed; the first ({log}): {errors[-1]}")
+    raise CommandFailed(f"no trial reported a result (see the trial logs under {output_dir}); check the data and "
+                       "the trial settings, or give a larger --max-wallclock")

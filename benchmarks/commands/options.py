@@ -25,10 +25,7 @@ DEVICES = ("auto", "cpu", "cuda")
 def add_common_arguments(parser: argparse.ArgumentParser, default_lr: float = 2e-5) -> None:
     """Model, data and optimisation options shared by ``finetune`` and ``train-supernet``."""
     parser.add_argument("--model", default=DEFAULT_MODEL, help="hub name or local folder (default: embedded MiniLM-L6)")
-    parser.add_argument("--task", required=True, help="task name, e.g. rte, mrpc, stsb")
-    parser.add_argument(
-        "--data-dir", default=None, help="local copy of the data (default: $GLUE_DIR for GLUE tasks, else the hub)"
-    )
+    add_task_arguments(parser)
     parser.add_argument("--output-dir", required=True, type=Path, help="folder for models, metrics and run.json")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs (default 3)")
     parser.add_argument("--lr", type=float, default=default_lr, help=f"AdamW learning rate (default {default_lr:g})")
@@ -52,6 +49,89 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_lr: float = 2e
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint in --output-dir")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+CUSTOM_DATA_OPTIONS = ("validation_file", "test_file", "text_columns", "label_column", "task_type", "metric",
+                       "positive_label")
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, stored: str | None = None) -> None:
+    """``--task`` (a built-in task) or your own files (``--train-file`` ...), in the conventions of run_glue.py.
+
+    ``stored`` names where a command finds the task when neither is given (e.g. the fine-tuned model's folder).
+    """
+    group = parser.add_argument_group(
+        "task: a built-in one (--task NAME), or your own data (--train-file, --test-file and --text-columns)")
+    needed = f"; default: the one stored with {stored}" if stored else ""
+    group.add_argument("--task", default=None,
+                       help=f"task name, e.g. rte, mrpc, stsb; with --train-file, the display name of your task{needed}")
+    group.add_argument("--data-dir", default=None,
+                       help="local copy of a built-in task's data (default: $GLUE_DIR for GLUE tasks, else the hub)")
+    group.add_argument("--train-file", default=None, help="your training data: CSV, TSV, JSON or JSON lines")
+    group.add_argument("--validation-file", default=None,
+                       help="your validation data (default: a seeded 70/30 split of --train-file)")
+    group.add_argument("--test-file", default=None, help="your test data (needed with --train-file)")
+    group.add_argument("--text-columns", default=None, help="one text column, or two separated by a comma (A,B)")
+    group.add_argument("--label-column", default=None, help="the label column (default: label)")
+    group.add_argument("--task-type", default=None, choices=("classification", "regression"),
+                       help="default: inferred from the training labels (numbers with fractions: regression), printed")
+    group.add_argument("--metric", default=None,
+                       help="main metric: accuracy, f1, mcc (two classes) or spearman, pearson (regression)")
+    group.add_argument("--positive-label", default=None, help="the class F1 scores (two classes; default: the second)")
+
+
+def custom_data_given(args: argparse.Namespace) -> bool:
+    """Whether any option of your own data was given."""
+    return any(getattr(args, name, None) is not None for name in ("train_file", *CUSTOM_DATA_OPTIONS))
+
+
+def task_spec(args: argparse.Namespace, stored: object = None) -> object:
+    """The task the options name: a built-in ``--task``, your own files, or ``stored`` (a TaskSpec) when neither.
+
+    Reads the files of a custom task (to learn its labels) and prints what it inferred; every problem is a
+    :class:`~benchmarks.errors.UsageError` naming the option or file.
+    """
+    from benchmarks.errors import UsageError
+    from benchmarks.tasks.registry import custom_task, get_task
+
+    if getattr(args, "train_file", None) is None:
+        extra = [_flag(name) for name in CUSTOM_DATA_OPTIONS if getattr(args, name, None) is not None]
+        if extra:
+            raise UsageError(f"{', '.join(extra)} describe your own data: add --train-file and --test-file")
+        if args.task is not None:
+            return get_task(args.task)
+        if stored is not None:
+            return stored
+        raise UsageError("give --task NAME (a built-in task) or your own data with --train-file, --test-file and "
+                         "--text-columns")
+    if args.test_file is None:
+        raise UsageError("--train-file needs --test-file (and optionally --validation-file)")
+    if args.text_columns is None:
+        raise UsageError("--train-file needs --text-columns A (or A,B for text pairs)")
+    if getattr(args, "data_dir", None) is not None:
+        raise UsageError("--data-dir is for built-in tasks; your own data come from --train-file and --test-file")
+    columns = [column.strip() for column in args.text_columns.split(",") if column.strip()]
+    if not 1 <= len(columns) <= 2:
+        raise UsageError(f"--text-columns takes one column or two (A,B), got {args.text_columns!r}")
+    files = {"train": args.train_file, "test": args.test_file}
+    if args.validation_file is not None:
+        files["validation"] = args.validation_file
+    for split, path in files.items():
+        if not Path(path).is_file():
+            raise UsageError(f"--{split}-file {path}: no such file")
+    regression = None if args.task_type is None else args.task_type == "regression"
+    name = args.task or Path(args.train_file).stem
+    try:
+        spec = custom_task(name, files, columns, args.label_column or "label", regression=regression,
+                           main_metric=args.metric, positive_label=args.positive_label)
+    except UsageError:
+        raise
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    if args.task_type is None:
+        kind = "regression" if spec.is_regression else f"classification into {', '.join(spec.label_names)}"
+        print(f"task {name!r}: {kind} (inferred; --task-type sets it), metric {spec.main_metric}", flush=True)
+    return spec
 
 
 def add_size_objective_argument(parser: argparse.ArgumentParser) -> None:
@@ -96,9 +176,8 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
 def model_run(args: argparse.Namespace) -> ModelRun:
     """The common options of ``finetune`` and ``train-supernet`` as typed settings."""
     from benchmarks.finetuning import ModelRun
-    from benchmarks.tasks.registry import get_task
 
-    return ModelRun(model=args.model, task=get_task(args.task), data=data_settings(args), trainer=trainer_config(args),
+    return ModelRun(model=args.model, task=task_spec(args), data=data_settings(args), trainer=trainer_config(args),
                     device=args.device, threads=args.threads)
 
 

@@ -19,11 +19,19 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.commands.names import PRUNE_METHOD_NAMES, RFP_TEACHER_NAMES
-from benchmarks.commands.options import DEVICES, add_size_objective_argument, check_option_ranges
+from benchmarks.commands.options import (
+    DEVICES,
+    add_size_objective_argument,
+    add_task_arguments,
+    check_option_ranges,
+    custom_data_given,
+    task_spec,
+)
 from benchmarks.results import RESULTS_FILE
 from benchmarks.runinfo import write_run_info
 
@@ -38,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True, choices=PRUNE_METHOD_NAMES, help="pruning baseline")
     parser.add_argument("--finetuned", required=True, type=Path,
                         help="output folder of `plm-nas finetune` (or the model folder inside it)")
-    parser.add_argument("--task", required=True, help="task name, e.g. rte, mrpc, stsb")
-    parser.add_argument("--data-dir", default=None,
-                        help="local copy of the data (default: $GLUE_DIR for GLUE, else the hub)")
+    add_task_arguments(parser, stored="the fine-tuned model")
     parser.add_argument("--output-dir", required=True, type=Path,
                         help="folder for results.csv, prune.json and run.json")
     parser.add_argument("--run-id", default=None, help="run identifier in the results (default: from the settings)")
@@ -105,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     settings = PruneSettings.from_args(args)
     check_settings(settings)
     method = get_method(settings.method)
-    finetuned = locate_finetuned(settings)  # model folder, task and split seed checked before writing anything
+    task = task_spec(args) if custom_data_given(args) else None
+    finetuned = locate_finetuned(settings, task)  # model folder, task and split seed checked before writing anything
+    settings = replace(settings, task=finetuned.task.name)
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     run_id = settings.run_id or default_run_id(settings)

@@ -203,10 +203,9 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
     from baselines.searchers import make_scheduler
     from baselines.searchers.ask_tell import AskTellSearch, config_key
     from baselines.searchers.loop import Budget, SearchLoop
-    from benchmarks.artifacts import SuperNetSource
+    from benchmarks.artifacts import SuperNetSource, read_supernet_info, supernet_folder, supernet_task
     from benchmarks.objectives import initial_design, objective_names
     from benchmarks.results import read_results
-    from benchmarks.tasks.registry import get_task
     from benchmarks.ws.scoring import ScorerSpec
     from benchmarks.ws.table import ResultsTable, RunIdentity, previous_evaluations
 
@@ -222,13 +221,15 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
     results_path = output_dir / RESULTS_FILE
     if results_path.exists() and not settings.resume:
         raise ValueError(f"{results_path} exists: pass --resume to continue that search, or use another --output-dir")
+    folder = supernet_folder(settings.supernet)  # its record, task and data checked before anything is loaded
+    supernet_task(read_supernet_info(folder), folder)
     torch_threads = settings.threads or os.cpu_count() or 1
     import torch
 
     torch.set_num_threads(torch_threads)
     source = SuperNetSource.load(settings.supernet, device=settings.device)
     info = source.info
-    task = get_task(info["task"])
+    task = supernet_task(info, source.folder)
     dataset_seed = check_dataset_seed(settings.dataset_seed, int(info["dataset_seed"]), settings.force)
     search_space = settings.search_space or info["search_space"]
     max_length = settings.max_length or int(info.get("max_length") or 128)

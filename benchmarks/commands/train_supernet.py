@@ -18,9 +18,11 @@ from benchmarks.commands.names import SEARCH_SPACE_NAMES, STRATEGY_NAMES
 from benchmarks.commands.options import add_common_arguments, check_option_ranges, model_run
 from benchmarks.files import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
+from benchmarks.tasks.definition import task_definition, write_task_file
 
 if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
     from benchmarks.finetuning import Setup
+    from benchmarks.tasks.registry import TaskSpec
 
 DEFAULT_STRATEGY = "sandwich"
 DEFAULT_SEARCH_SPACE = "small"
@@ -31,6 +33,7 @@ def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, 
     return {
         "model": args.model,
         "task": setup.task.name,
+        "task_definition": task_definition(setup.task),  # your own data: files, SHA-256, labels, metric
         "head": setup.task.head,
         "num_labels": setup.task.num_labels,
         "problem_type": setup.task.problem_type,
@@ -42,18 +45,19 @@ def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, 
         "max_train_samples": args.max_train_samples,
         "max_length": args.max_length,
         # resolved here so a search started elsewhere (other cwd, other GLUE_DIR) reads the same copy
-        "data_dir": _resolved_data_dir(args.task, args.data_dir),
+        "data_dir": _resolved_data_dir(setup.task, args.data_dir),
         "seed": args.seed,
         "epochs": args.epochs,
     }
 
 
-def _resolved_data_dir(task: str, data_dir: str | None) -> str | None:
-    """The absolute local data folder the run read (``--data-dir`` or ``GLUE_DIR``), or None for the hub."""
-    from benchmarks.tasks.registry import get_task
+def _resolved_data_dir(task: TaskSpec, data_dir: str | None) -> str | None:
+    """The absolute local data folder the run read (``--data-dir`` or ``GLUE_DIR``), or None for the hub or files."""
     from benchmarks.tasks.sources import local_data_dir
 
-    folder = local_data_dir(get_task(task), data_dir)
+    if task.files is not None:
+        return None
+    folder = local_data_dir(task, data_dir)
     return str(Path(folder).resolve()) if folder is not None else None
 
 
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         check_resume(output_dir / CHECKPOINT_DIR, run.trainer, args.strategy, run.data_identity())
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="train-supernet")
+    write_task_file(run.task, output_dir)
     setup = prepare(run)
     supernet = SuperNetwork(setup.model)
     space = get_search_space(args.search_space, supernet.shape)

@@ -15,7 +15,6 @@ from baselines.searchers.ask_tell import plain_config
 from benchmarks.nas.trial import TrialSettings
 from benchmarks.objectives import config_cost, initial_design, objective_names
 from benchmarks.results import ResultRow, mark_pareto_best_epochs, rows_to_frame, write_atomic
-from benchmarks.tasks.registry import get_task
 from search_spaces import SearchSpace
 
 KIND = "standard"
@@ -58,6 +57,7 @@ class NasSettings:
     max_valid_samples: int | None = None
     max_test_samples: int | None = None
     save_models: bool = False
+    task_definition: dict[str, Any] | None = None  # your own data; None: the registered ``task``
     backend: str = "local"
     ray_address: str | None = None
     cpus_per_trial: int | None = None
@@ -67,7 +67,14 @@ class NasSettings:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "NasSettings":
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        return cls(**{f.name: getattr(args, f.name, None) for f in fields(cls)})
+
+    @property
+    def task_spec(self) -> Any:
+        """The task: your own data's stored definition (files checked), else the registered ``task``."""
+        from benchmarks.tasks.definition import task_from_definition
+
+        return task_from_definition(self.task_definition or {"name": self.task}, where="this NAS run")
 
 
 def check_budget(max_wallclock: float | None, max_trials: int | None) -> None:
@@ -116,11 +123,12 @@ def trial_settings(args: NasSettings) -> TrialSettings:
         threads=threads_per_trial(args.threads, args.workers),
         device=args.device,
         save_models=args.save_models,
+        task_definition=args.task_definition,
     )
 
 
 def default_run_id(args: NasSettings) -> str:
-    return f"nas-{args.searcher}-{args.search_space}-{get_task(args.task).name}-seed{args.seed}"
+    return f"nas-{args.searcher}-{args.search_space}-{args.task_spec.name}-seed{args.seed}"
 
 
 @dataclass
@@ -217,7 +225,7 @@ def build_setup(args: NasSettings, output_dir: Path, threads: int | None = None,
     from search_spaces.shape import ModelShape
     from supernet.loading import load_config
 
-    task = get_task(args.task)
+    task = args.task_spec
     settings = trial_settings(args)
     if threads is not None or device is not None:
         settings = replace(settings, threads=threads or settings.threads, device=device or settings.device)

@@ -64,6 +64,7 @@ class TrialSettings:
     threads: int = 1
     device: str = "cpu"
     save_models: bool = False
+    task_definition: dict[str, Any] | None = None  # your own data (files with SHA-256); None: registered ``task``
 
     def __post_init__(self) -> None:
         check_size_objective(self.size_objective)
@@ -131,10 +132,10 @@ def run_trial(
     returned list then holds only the epochs trained in this call.
     """
     # Imported here: only a running trial needs them, not `plm-nas nas`, which imports TrialSettings.
-    from benchmarks.finetuning import BestEpoch, FixedNetwork, fine_tune
+    from benchmarks.finetuning import BestEpoch, FixedNetwork, fine_tune, name_labels
+    from benchmarks.tasks.definition import task_from_definition
     from benchmarks.tasks.loaders import task_loaders
     from benchmarks.tasks.metrics import metrics_fn
-    from benchmarks.tasks.registry import get_task
     from search_spaces import get_search_space
     from supernet.evaluation import evaluate
     from supernet.extract import extract_sub_network
@@ -142,11 +143,12 @@ def run_trial(
     from supernet.training import Trainer, TrainerConfig, seed_everything
 
     torch.set_num_threads(settings.threads)
-    task = get_task(settings.task)
+    task = task_from_definition(settings.task_definition or {"name": settings.task}, where="this NAS run")
     device = resolve_device(settings.device)
     seed_everything(settings.seed)  # the classifier head is initialised the same way in every trial
     pretrained = load_model(settings.model, head=task.head, num_labels=task.num_labels,
                             problem_type=task.problem_type, device=device)
+    name_labels(pretrained, task)  # extracted and saved trial models carry the real class names
     shape = model_shape(pretrained)
     space = get_search_space(settings.search_space, shape)
     config = search_space_part(config, space.keys)

@@ -27,7 +27,7 @@ class PruneSettings:
 
     method: str
     finetuned: Path
-    task: str
+    task: str | None  # None: the task stored with the fine-tuned model
     output_dir: Path
     data_dir: str | None = None
     run_id: str | None = None
@@ -137,10 +137,23 @@ class FinetunedModel:
     dataset_seed: int  # the split seed it was fine-tuned with (or the one forced)
 
 
-def locate_finetuned(settings: PruneSettings) -> FinetunedModel:
-    """Find the model folder, its split seed and check its head against the task; reads only small JSON files."""
-    task = get_task(settings.task)
+def locate_finetuned(settings: PruneSettings, task: TaskSpec | None = None) -> FinetunedModel:
+    """Find the model folder, its task and split seed, and check its head against the task (small JSON files only).
+
+    ``task`` (else ``--task``, else the one ``plm-nas finetune`` stored with the model) is the task to prune on.
+    """
+    from benchmarks.errors import UsageError
+    from benchmarks.tasks.definition import read_task_file
+
     model_dir = finetuned_model_dir(settings.finetuned)
+    stored = read_task_file(model_dir)
+    if task is None:
+        task = get_task(settings.task) if settings.task else stored
+    if task is None:
+        raise UsageError(f"{model_dir} records no task (fine-tuned elsewhere); pass --task or your own data files")
+    if stored is not None and stored.name != task.name:
+        raise UsageError(f"{model_dir} was fine-tuned on task {stored.name!r}, not {task.name!r}; drop --task, or "
+                         f"pass a model fine-tuned on {task.name!r}")
     check_model_task(model_dir, task)
     dataset_seed = finetuned_dataset_seed(settings.finetuned, settings.dataset_seed, settings.force)
     return FinetunedModel(model_dir=model_dir, task=task, dataset_seed=dataset_seed)

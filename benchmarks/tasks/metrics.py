@@ -23,9 +23,9 @@ def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
     return float(accuracy_score(labels, predictions))
 
 
-def f1(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """F1 of the positive class (label 1); 0 when there is no positive prediction or label."""
-    return float(f1_score(labels, predictions, pos_label=1, average="binary", zero_division=0.0))
+def f1(predictions: np.ndarray, labels: np.ndarray, pos_label: int = 1) -> float:
+    """F1 of the positive class (``pos_label``, class 1 by default); 0 when it is never predicted nor true."""
+    return float(f1_score(labels, predictions, pos_label=pos_label, average="binary", zero_division=0.0))
 
 
 def mcc(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -101,7 +101,8 @@ def compute_metrics(spec: TaskSpec, predictions_or_logits: Any, labels: Any) -> 
         raise ValueError(f"task {spec.name!r}: {len(predictions)} predictions for {len(labels)} labels")
     if not spec.is_regression:
         labels = labels.astype(np.int64)
-    scores = {name: METRICS[name](predictions, labels) for name in spec.metrics}
+    scores = {name: f1(predictions, labels, pos_label=spec.positive_label) if name == "f1"
+              else METRICS[name](predictions, labels) for name in spec.metrics}
     scores["main"] = scores[spec.main_metric]
     scores["error"] = 1.0 - scores["main"]
     return scores

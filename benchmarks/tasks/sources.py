@@ -15,7 +15,7 @@ from typing import Any
 import datasets
 import pandas as pd
 
-from benchmarks.tasks.registry import GLUE_HUB_PATH, LABEL, LocalFormat, TaskSpec, read_table
+from benchmarks.tasks.registry import GLUE_HUB_PATH, LABEL, LocalFormat, TaskSpec, label_text, read_table
 
 GLUE_DIR_ENV = "GLUE_DIR"
 
@@ -157,7 +157,9 @@ def _load_files(spec: TaskSpec, root: Path | None) -> dict[str, datasets.Dataset
     for split, path in spec.files.items():
         frame = read_table(path)
         columns: Columns = {col: frame[col].astype(str).tolist() for col in spec.text_columns}
-        columns[LABEL] = _label_ids(spec, frame[spec.label_column].tolist(), label_map, str(path))
+        labels = frame[spec.label_column].tolist()
+        columns[LABEL] = _label_ids(spec, labels if spec.is_regression else [label_text(v) for v in labels],
+                                    label_map, str(path))
         splits[split] = _dataset(spec, columns)
     return splits
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 from torch.utils.data import DataLoader
 
 from baselines.searchers.ask_tell import config_key
-from benchmarks.artifacts import SuperNetSource
+from benchmarks.artifacts import SuperNetSource, supernet_task
 from benchmarks.objectives import CostFields, config_cost
 from search_spaces import SearchSpace
 from supernet.model import SuperNetwork
@@ -76,11 +76,10 @@ class ScorerSpec:
         """Load the data (and the super-network unless ``source`` is given) and return the scorer."""
         from benchmarks.tasks.loaders import DataSettings, task_loaders
         from benchmarks.tasks.metrics import metrics_fn
-        from benchmarks.tasks.registry import get_task
         from search_spaces import get_search_space
 
         source = source or SuperNetSource.load(self.supernet, device=self.device)
-        task = get_task(source.info["task"])
+        task = supernet_task(source.info, source.folder)
         data = DataSettings(data_dir=self.data_dir, dataset_seed=self.dataset_seed, max_length=self.max_length,
                             max_valid_samples=self.max_valid_samples, max_test_samples=self.max_test_samples,
                             batch_size=self.batch_size, eval_batch_size=self.batch_size)
