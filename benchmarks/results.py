@@ -148,10 +148,17 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
         if not files:
             raise FileNotFoundError(f"no {RESULTS_FILE} found below {path}")
         return pd.concat([read_results(f) for f in files], ignore_index=True)
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.read_csv(path, keep_default_na=True, dtype={"strategy": str, "searcher": str, "search_space": str})
+    if not path.is_file():
+        raise FileNotFoundError(f"no such results file or folder: {path}")
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, keep_default_na=True,
+                                dtype={"strategy": str, "searcher": str, "search_space": str})
+    except Exception as err:  # noqa: BLE001 - pandas' parser and Unicode errors name no file
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(f"cannot read the results table {path}: {message}") from err
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} is not a results table: missing columns {missing}")

@@ -457,8 +457,28 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
+def check_report_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before reading anything, results given twice and a reference point that zeroes every hypervolume."""
+    covered: dict[Path, Path] = {}
+    for source in map(Path, args.results):
+        if not source.exists():
+            raise FileNotFoundError(f"no such results file or folder: {source}")
+        files = sorted(source.rglob("results.*")) if source.is_dir() else [source]
+        for file in (file.resolve() for file in files):
+            if file in covered:
+                raise ValueError(f"{file} is given twice ({covered[file]} and {source}); its rows would count "
+                                 "twice in every ranking: give each results file or folder once")
+            covered[file] = source
+    if min(args.reference_point) <= 0:
+        raise ValueError(f"--reference-point {' '.join(map(str, args.reference_point))} makes every hypervolume zero "
+                         "(normalised objectives lie in [0, 1]); use positive values, e.g. the default 2 2")
+    if args.bootstrap_samples < 1:
+        raise ValueError(f"--bootstrap-samples must be at least 1, got {args.bootstrap_samples}")
+
+
 def run_report(args: argparse.Namespace) -> Path:
     """Write the report described by parsed ``plm-nas report`` arguments; return the path of report.md."""
+    check_report_arguments(args)
     settings = ReportSettings(
         size_objective=args.size_objective, normalization=args.normalization,
         reference_point=tuple(args.reference_point), bootstrap_samples=args.bootstrap_samples, seed=args.seed,

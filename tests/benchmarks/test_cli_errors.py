@@ -54,6 +54,15 @@ def workspace(tmp_path: Path, tiny_bert_dir: Path) -> Path:
     (tmp_path / "afile").write_text("not a folder\n")
     (tmp_path / "bad.csv").write_text('text,label\n"unterminated,1\n')
     os.symlink(tiny_bert_dir, tmp_path / "model")
+    edited = tmp_path / "sn-edited" / "supernet"  # supernet.json says 3 labels, the weights' config 2
+    edited.mkdir(parents=True)
+    (edited / "config.json").write_text(json.dumps({"id2label": {"0": "a", "1": "b"}}))
+    (edited / "supernet.json").write_text(json.dumps({
+        "task": "rte", "head": "sequence-classification", "num_labels": 3, "problem_type": "single_label_classification",
+        "search_space": "small", "strategy": "sandwich", "dataset_seed": 0}))
+    broken = tmp_path / "sn-broken" / "supernet"
+    broken.mkdir(parents=True)
+    (broken / "supernet.json").write_text('{"task": "rte", ')
     (tmp_path / "ft-mrpc" / "best_model").mkdir(parents=True)
     (tmp_path / "ft-mrpc" / "best_model" / "config.json").write_text(json.dumps({"id2label": {"0": "a", "1": "b"}}))
     (tmp_path / "ft-mrpc" / "metrics.json").write_text(json.dumps({"task": "mrpc"}))
@@ -98,6 +107,10 @@ CASES = [
                                                      "--strategy", "standard", "--num-random", "2"], "num_random"),
     Case("search without a super-network", lambda r: ["search", "--supernet", str(r / "ft"), "--output-dir",
                                                       str(r / "new")], "not a super-network"),
+    Case("search on an edited super-network", lambda r: ["search", "--supernet", str(r / "sn-edited"), "--output-dir",
+                                                         str(r / "new")], "was edited"),
+    Case("search on a broken supernet.json", lambda r: ["search", "--supernet", str(r / "sn-broken"), "--output-dir",
+                                                        str(r / "new")], "cannot read super-network record"),
     Case("search over an earlier search", lambda r: ["search", "--supernet", str(r / "sn"), "--output-dir",
                                                      str(r / "search")], "--resume"),
     Case("search with a multi-fidelity searcher", lambda r: ["search", "--supernet", str(r / "sn"), "--output-dir",
@@ -122,6 +135,13 @@ CASES = [
                                                            str(r / "new")], "--searcher"),
     Case("demo with an unknown size objective", lambda r: ["demo", "--size-objective", "params", "--output-dir",
                                                            str(r / "new")], "--size-objective"),
+    Case("report of the same results twice", lambda r: ["report", str(r / "search"), str(r / "search" / "results.csv"),
+                                                        "--out", str(r / "new")], "given twice"),
+    Case("report with a zero reference point", lambda r: ["report", str(r / "search"), "--out", str(r / "new"),
+                                                          "--reference-point", "0", "2"], "every hypervolume zero"),
+    Case("report of a missing file", lambda r: ["report", str(r / "none.csv"), "--out", str(r / "new")], "none.csv"),
+    Case("report of a table that is not one", lambda r: ["report", str(r / "search"), "--out", str(r / "new")],
+         "not a results table"),
     Case("experiments on an unknown grid", lambda r: ["experiments", "--grid", "huge"], "invalid choice"),
 ]
 
