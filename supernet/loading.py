@@ -1,8 +1,10 @@
 """Loading pre-trained BERT/RoBERTa checkpoints, the embedded default model, and device choice."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from transformers import (
@@ -60,7 +62,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 def load_config(
     name_or_path: str | None, num_labels: int = 2, problem_type: str | None = None
 ) -> PretrainedConfig:
-    config = AutoConfig.from_pretrained(resolve_model_name(name_or_path), num_labels=num_labels)
+    with _naming_folder(name_or_path, "model config"):
+        config = AutoConfig.from_pretrained(resolve_model_name(name_or_path), num_labels=num_labels)
     if config.model_type not in SUPPORTED_MODEL_TYPES:
         raise ValueError(
             f"{name_or_path!r} is a {config.model_type!r} model; supported families: "
@@ -85,12 +88,27 @@ def load_model(
     if head not in _HEAD_CLASSES:
         raise ValueError(f"unknown head {head!r}; choose from {', '.join(_HEAD_CLASSES)}")
     config = load_config(name_or_path, num_labels=num_labels, problem_type=problem_type)
-    model = _HEAD_CLASSES[head].from_pretrained(resolve_model_name(name_or_path), config=config)
+    with _naming_folder(name_or_path, "model weights"):
+        model = _HEAD_CLASSES[head].from_pretrained(resolve_model_name(name_or_path), config=config)
     return model.to(resolve_device(device))
 
 
 def load_tokenizer(name_or_path: str | None = None) -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(resolve_model_name(name_or_path))
+    with _naming_folder(name_or_path, "tokenizer"):
+        return AutoTokenizer.from_pretrained(resolve_model_name(name_or_path))
+
+
+@contextlib.contextmanager
+def _naming_folder(name_or_path: str | None, what: str) -> Iterator[None]:
+    """Re-raise a loader's error about a local folder (safetensors header, JSON, Unicode) naming the folder."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - safetensors, tokenizers and JSON raise their own types
+        if name_or_path is None or not Path(str(name_or_path)).exists():
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(f"cannot load the {what} in {name_or_path}: {type(err).__name__}: {message}; the folder is "
+                         "damaged or incomplete: save the model again, or pass another --model") from err
 
 
 def model_shape(model_or_config: PreTrainedModel | PretrainedConfig, head: str | None = None) -> ModelShape:

@@ -84,13 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-def finetune(settings: FinetuneSettings) -> dict[str, Any]:
+def finetune(settings: FinetuneSettings, setup: Setup | None = None) -> dict[str, Any]:
     """Fine-tune, keep the best epoch's model, and write metrics.json; returns its summary."""
     from benchmarks.finetuning import fine_tune, prepare
     from supernet.model import SuperNetwork
 
     output_dir, run = settings.output_dir, settings.run
-    setup = prepare(run)
+    setup = setup or prepare(run)
     best = best_model_epoch(setup, output_dir, run.data.dataset_seed)
     history = fine_tune(SuperNetwork(setup.model), setup.loaders["train"], run.trainer, best,
                         checkpoint_dir=output_dir / CHECKPOINT_DIR, resume=settings.resume,
@@ -110,10 +110,13 @@ def run(args: argparse.Namespace) -> int:
 
         check_resume(settings.output_dir / CHECKPOINT_DIR, settings.run.trainer, "standard",
                      settings.run.data_identity())
+    from benchmarks.finetuning import prepare
+
+    setup = prepare(settings.run)  # model, tokenizer and data load (or fail) before anything is written
     settings.output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(settings.output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="finetune")
     write_task_file(settings.run.task, settings.output_dir)
-    summary = finetune(settings)
+    summary = finetune(settings, setup)
     main = settings.run.task.main_metric
     print(
         f"best epoch {summary['best_epoch']}: validation {main} {summary['valid']['main']:.4f}, "

@@ -5,7 +5,7 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from benchmarks.commands.options import check_option_ranges
+from benchmarks.commands.options import add_task_arguments, check_option_ranges, custom_data_given, task_spec
 
 if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
     from search_spaces.shape import ModelShape
@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers f
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="minilm", help="hub name or local folder (default: embedded MiniLM-L6)")
-    parser.add_argument("--task", default=None, help="task name (e.g. rte); sets the number of labels and head")
+    add_task_arguments(parser)  # optional here: a task sets the number of labels and the head
     parser.add_argument("--seq-len", type=int, default=128, help="sequence length for MAC counts")
 
 
@@ -69,10 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_option_ranges(args)
     head, num_labels, task_line = "sequence-classification", 2, None
-    if args.task:
-        from benchmarks.tasks.registry import get_task
-
-        task = get_task(args.task)
+    if args.task or custom_data_given(args):
+        task = task_spec(args)
         head, num_labels = task.head, task.num_labels
         task_line = f"task: {task.name} ({'regression' if task.is_regression else f'{task.num_labels} classes'}, "
         task_line += f"metric {task.main_metric})"

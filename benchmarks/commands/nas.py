@@ -94,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.tasks.definition import task_definition
 
     check_option_ranges(args)
+    from benchmarks.tasks.sources import check_local_copy
+
     task = task_spec(args)  # your own files are read and checked here, before Syne Tune or Ray start
+    check_local_copy(task, args.data_dir)
     settings = replace(NasSettings.from_args(args), task=task.name,
                        task_definition=task_definition(task) if task.files is not None else None)
     if settings.backend == "ray":

@@ -120,7 +120,8 @@ def task_spec(args: argparse.Namespace, stored: object = None) -> object:
         if not Path(path).is_file():
             raise UsageError(f"--{split}-file {path}: no such file")
     regression = None if args.task_type is None else args.task_type == "regression"
-    name = args.task or Path(args.train_file).stem
+    train = Path(args.train_file).resolve()
+    name = args.task or (train.parent.name if train.stem.lower() in ("train", "training") else train.stem)
     try:
         spec = custom_task(name, files, columns, args.label_column or "label", regression=regression,
                            main_metric=args.metric, positive_label=args.positive_label)

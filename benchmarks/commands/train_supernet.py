@@ -120,10 +120,10 @@ def run(args: argparse.Namespace) -> int:
     run = model_run(args)  # the model, data and training protocol, typed
     if args.resume:
         check_resume(output_dir / CHECKPOINT_DIR, run.trainer, args.strategy, run.data_identity())
+    setup = prepare(run)  # model, tokenizer and data load (or fail) before anything is written
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="train-supernet")
     write_task_file(run.task, output_dir)
-    setup = prepare(run)
     supernet = SuperNetwork(setup.model)
     space = get_search_space(args.search_space, supernet.shape)
     strategy = get_strategy(args.strategy, space, **strategy_settings(args))

@@ -121,8 +121,13 @@ def _local_hint(spec: TaskSpec) -> str:
     return f"; or {unset} to load {hub} from the Hugging Face hub"
 
 
-def _load_local(spec: TaskSpec, root: Path | None) -> dict[str, datasets.Dataset]:
-    """The official splits from a local copy in the task's original layout."""
+def check_local_copy(spec: TaskSpec, data_dir: str | Path | None = None) -> None:
+    """Refuse, without reading them, a local copy that lacks the task's folder or files (hub and files: nothing)."""
+    if data_source(spec, data_dir) == "local":
+        _check_local_layout(spec, local_data_dir(spec, data_dir))
+
+
+def _check_local_layout(spec: TaskSpec, root: Path | None) -> None:
     assert root is not None
     fmt = spec.local
     if fmt is None:
@@ -141,6 +146,14 @@ def _load_local(spec: TaskSpec, root: Path | None) -> dict[str, datasets.Dataset
                 f"task {spec.name!r}: the local copy lacks {folder / name} (the official {split} split); "
                 f"data_dir must hold {expected}{_local_hint(spec)}"
             )
+
+
+def _load_local(spec: TaskSpec, root: Path | None) -> dict[str, datasets.Dataset]:
+    """The official splits from a local copy in the task's original layout."""
+    _check_local_layout(spec, root)
+    assert root is not None and spec.local is not None
+    fmt = spec.local
+    folder = root / fmt.folder
     splits = {}
     for split, name in fmt.files.items():
         columns = _LOCAL_READERS[fmt.reader](folder / name, fmt)

@@ -63,6 +63,12 @@ def workspace(tmp_path: Path, tiny_bert_dir: Path) -> Path:
     broken = tmp_path / "sn-broken" / "supernet"
     broken.mkdir(parents=True)
     (broken / "supernet.json").write_text('{"task": "rte", ')
+    damaged = tmp_path / "damaged-model"  # a config and tokenizer, but weights that are not safetensors
+    damaged.mkdir()
+    for path in tiny_bert_dir.iterdir():
+        if path.suffix != ".safetensors":
+            (damaged / path.name).write_bytes(path.read_bytes())
+    (damaged / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
     (tmp_path / "ft-mrpc" / "best_model").mkdir(parents=True)
     (tmp_path / "ft-mrpc" / "best_model" / "config.json").write_text(json.dumps({"id2label": {"0": "a", "1": "b"}}))
     (tmp_path / "ft-mrpc" / "metrics.json").write_text(json.dumps({"task": "mrpc"}))
@@ -96,6 +102,8 @@ CASES = [
     Case("missing data folder", lambda r: _ft(r, "--data-dir", str(r / "nowhere")), "--data-dir"),
     Case("missing model folder", lambda r: ["finetune", "--model", str(r / "nomodel"), "--task", "rte",
                                             "--output-dir", str(r / "new")], "--model"),
+    Case("damaged model weights", lambda r: ["finetune", "--model", str(r / "damaged-model"), "--task", "rte",
+                                             "--output-dir", str(r / "new")], "cannot load the model weights"),
     Case("output folder is a file", lambda r: _ft(r)[:-1] + [str(r / "afile")], "is a file"),
     Case("resume with another learning rate", lambda r: ["finetune", "--model", str(r / "model"), "--task", "rte",
                                                          "--output-dir", str(r / "ft"), "--resume", "--lr", "1e-3"],
@@ -119,6 +127,9 @@ CASES = [
                                             "2", "--epochs", "0"], "--epochs must be at least 1"),
     Case("nas with a missing data folder", lambda r: ["nas", "--task", "rte", "--data-dir", str(r / "nowhere"),
                                                       "--output-dir", str(r / "new"), "--max-trials", "2"], "--data-dir"),
+    Case("nas with a data folder lacking the task", lambda r: ["nas", "--task", "rte", "--data-dir", str(r / "search"),
+                                                               "--output-dir", str(r / "new"), "--max-trials", "2"],
+         "no folder"),
     Case("prune without a fine-tuned model", lambda r: ["prune", "--method", "rfp", "--finetuned", str(r / "none"),
                                                         "--task", "rte", "--output-dir", str(r / "new")], "none"),
     Case("prune of a model fine-tuned on another task", lambda r: ["prune", "--method", "rfp", "--finetuned",
