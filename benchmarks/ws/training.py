@@ -64,8 +64,6 @@ def score_sub_networks(
 def rewire_callback(setup: Setup, strategy: Strategy, total_steps: int, examples: int,
                     batch_size: int) -> RewireCallback:
     """Reorder heads and units by Fisher importance (on ``examples`` training examples) when sub-networks join."""
-    if examples < 1:
-        raise ValueError(f"--rewire-examples must be >= 1, got {examples}")
     train = setup.loaders["train"]
     sample = Subset(train.dataset, range(min(examples, len(train.dataset))))
     batches = list(DataLoader(sample, batch_size=batch_size, shuffle=False, collate_fn=train.collate_fn))
