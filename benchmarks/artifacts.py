@@ -41,6 +41,12 @@ def read_supernet_info(folder: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path} lacks {missing}: it was edited or not written by train-supernet; retrain, or "
                          "restore the file")
     config = reading(Path(folder) / "config.json", lambda p: json.loads(p.read_text()), "model config")
+    if "config_sha256" in info:
+        from benchmarks.tasks.definition import file_sha256
+
+        if file_sha256(Path(folder) / "config.json") != info["config_sha256"]:
+            raise UsageError(f"{Path(folder) / 'config.json'} was edited since train-supernet saved it beside its "
+                             "weights (SHA-256 differs); restore it, or retrain the super-network")
     labels = len(config.get("id2label") or {}) or None
     if labels is not None and labels != int(info["num_labels"]):
         raise UsageError(f"{path} says {info['num_labels']} label(s) but {Path(folder) / 'config.json'} has a head "

@@ -126,17 +126,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = debug_requested(argv)
     command = next((arg for arg in argv if arg != DEBUG_FLAG), "")
     command = command if command in COMMANDS else ""
+    prog = f"plm-nas {command}".rstrip()
     try:
         return run_command(argv)
     except SystemExit as done:  # argparse (help, refused arguments) and stages that exit with a message
         if isinstance(done.code, int) or done.code is None:
             return int(done.code or 0)
-        print(f"plm-nas {command}: error: {done.code}".replace("  ", " "), file=sys.stderr, flush=True)
+        print(f"{prog}: error: {done.code}", file=sys.stderr, flush=True)
         return FAILURE_EXIT
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
-        print(f"plm-nas {command}: interrupted".replace("  ", " "), file=sys.stderr, flush=True)
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return INTERRUPTED_EXIT
     except Exception as err:  # noqa: BLE001 - the one place that turns every error into an exit code
         if debug:

@@ -18,7 +18,7 @@ from benchmarks.commands.names import SEARCH_SPACE_NAMES, STRATEGY_NAMES
 from benchmarks.commands.options import add_common_arguments, check_option_ranges, model_run
 from benchmarks.files import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
-from benchmarks.tasks.definition import task_definition, write_task_file
+from benchmarks.tasks.definition import file_sha256, task_definition, write_task_file
 
 if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
     from benchmarks.finetuning import Setup
@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     def save(folder: Path) -> None:
         supernet.model.save_pretrained(folder)
         setup.tokenizer.save_pretrained(folder)
-        write_json_atomic(supernet_info(args, setup, options), folder / SUPERNET_INFO_FILE)
+        info = {**supernet_info(args, setup, options), "config_sha256": file_sha256(folder / "config.json")}
+        write_json_atomic(info, folder / SUPERNET_INFO_FILE)
 
     folder = write_folder_atomic(output_dir / SUPERNET_DIR, save)
     final = {

@@ -83,6 +83,18 @@ def test_supernet_search_and_export_rebuild_the_task(tiny_bert_dir, data, tmp_pa
     exported = [folder for folder in models.iterdir() if folder.is_dir()]
     assert exported and all(labels_of(folder) == {"0": "bad", "1": "good"} for folder in exported)
 
+    # An edited config.json (here: one more layer, whose weights would be initialised at random) is refused.
+    config_path = sn / "supernet" / "config.json"
+    config_text = config_path.read_text()
+    try:
+        config = json.loads(config_text)
+        config_path.write_text(json.dumps({**config, "num_hidden_layers": config["num_hidden_layers"] + 1}))
+        capsys.readouterr()
+        assert main(["search", "--supernet", str(sn), "--output-dir", str(tmp_path / "again")]) == 2
+        assert "was edited" in capsys.readouterr().err and not (tmp_path / "again").exists()
+    finally:
+        config_path.write_text(config_text)
+
     # A changed data file is refused before anything is written.
     train = data / "train.csv"
     original = train.read_text()
