@@ -12,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from plotting.hypervolume import METHOD_KEYS, TIME
 
@@ -22,6 +21,8 @@ Method = tuple[str, ...]
 def rank_higher_better(values: np.ndarray, axis: int) -> np.ndarray:
     """Ranks along ``axis`` with the highest value ranked 1, ties averaged and NaN left out (rank NaN)."""
     values = np.asarray(values, dtype=float)
+    from scipy.stats import rankdata  # here: scipy.stats takes half a second, and `plm-nas report --help` none
+
     return rankdata(-values, axis=axis, nan_policy="omit")
 
 
