@@ -18,9 +18,17 @@ import pandas as pd
 
 from benchmarks.cli import run_command as cli_main
 from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES, STRATEGY_NAMES
-from benchmarks.commands.options import check_option_ranges
+from benchmarks.commands.options import (
+    add_custom_data_arguments,
+    check_option_ranges,
+    custom_data_argv,
+    custom_data_given,
+    task_spec,
+)
 from benchmarks.errors import UsageError
 from benchmarks.results import SIZE_OBJECTIVES, write_atomic
+from benchmarks.tasks.definition import read_task_file
+from benchmarks.tasks.registry import TaskSpec
 from plotting.document import Cell, Paragraph, Section, Table
 
 STAGES = ("train-supernet", "search", "export", "latency", "report")
@@ -45,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_custom_data_arguments(parser.add_argument_group(
+        "your own data instead of --task's (then the task is named after the data's folder)"))
 
 
 def _stage(name: str, argv: list[str]) -> None:
@@ -54,7 +64,7 @@ def _stage(name: str, argv: list[str]) -> None:
         raise SystemExit(f"demo stage {name!r} failed with exit code {code}")
 
 
-def measure_exported(models_dir: Path, task: str, data_dir: str | None, examples: int,
+def measure_exported(models_dir: Path, task: str | TaskSpec, data_dir: str | None, examples: int,
                      batch_size: int = 32, device: str = "auto") -> pd.DataFrame:
     """Latency of each exported model on the first ``examples`` test examples, beside its size and errors."""
     from benchmarks.perf.latency import measure_latency
@@ -102,7 +112,10 @@ def check_demo_options(args: argparse.Namespace) -> None:
     from benchmarks.tasks.registry import get_task
 
     check_option_ranges(args)
-    get_task(args.task)
+    if custom_data_given(args):
+        task_spec(argparse.Namespace(**{**vars(args), "task": None, "data_dir": args.data_dir}))
+    else:
+        get_task(args.task)
     choices = {"--search-space": (args.search_space, SEARCH_SPACE_NAMES),
                "--strategy": (args.strategy, STRATEGY_NAMES),
                "--searcher": (args.searcher, tuple(name for name in SEARCHER_NAMES if name != "moasha")),
@@ -124,13 +137,14 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     common = ["--seed", str(args.seed), "--device", args.device]
     data = ["--data-dir", args.data_dir] if args.data_dir else []
+    task = custom_data_argv(args) if custom_data_given(args) else ["--task", args.task]
     threads = ["--threads", str(args.threads)] if args.threads else []
     quiet = ["--no-progress"] if args.no_progress else []
     train_dir, search_dir, models_dir, report_dir = out / "train", out / "search", out / "models", out / "report"
     resume = ["--resume"] if (train_dir / "checkpoint").exists() else []
 
     _stage("train-supernet", [
-        "train-supernet", "--model", args.model, "--task", args.task, *data, "--output-dir", str(train_dir),
+        "train-supernet", "--model", args.model, *task, *data, "--output-dir", str(train_dir),
         "--search-space", args.search_space, "--strategy", args.strategy, "--epochs", str(args.epochs),
         "--max-train-samples", str(args.max_train_samples), "--max-valid-samples", str(args.max_valid_samples),
         "--lr", "5e-5", *common, *threads, *quiet, *resume,
@@ -146,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
                       str(train_dir / "supernet"), "--out", str(models_dir)])
 
     print("\n== latency: extracted Pareto-optimal models on the test split", flush=True)
-    latency = measure_exported(models_dir, args.task, args.data_dir, args.latency_examples,
-                               device=args.device)
+    task_of_run = read_task_file(train_dir) or args.task  # your own data: the stored definition
+    latency = measure_exported(models_dir, task_of_run, args.data_dir, args.latency_examples, device=args.device)
     write_atomic(latency, models_dir / "latency.csv")
     table = latency_table(latency)
     (models_dir / "latency.md").write_text(table.to_markdown() + "\n")

@@ -67,6 +67,11 @@ def add_task_arguments(parser: argparse.ArgumentParser, stored: str | None = Non
                        help=f"task name, e.g. rte, mrpc, stsb; with --train-file, the display name of your task{needed}")
     group.add_argument("--data-dir", default=None,
                        help="local copy of a built-in task's data (default: $GLUE_DIR for GLUE tasks, else the hub)")
+    add_custom_data_arguments(group)
+
+
+def add_custom_data_arguments(group: argparse._ActionsContainer) -> None:
+    """``--train-file``, ``--test-file`` ... : your own data, in the conventions of run_glue.py."""
     group.add_argument("--train-file", default=None, help="your training data: CSV, TSV, JSON or JSON lines")
     group.add_argument("--validation-file", default=None,
                        help="your validation data (default: a seeded 70/30 split of --train-file)")
@@ -78,6 +83,16 @@ def add_task_arguments(parser: argparse.ArgumentParser, stored: str | None = Non
     group.add_argument("--metric", default=None,
                        help="main metric: accuracy, f1, mcc (two classes) or spearman, pearson (regression)")
     group.add_argument("--positive-label", default=None, help="the class F1 scores (two classes; default: the second)")
+
+
+def custom_data_argv(args: argparse.Namespace) -> list[str]:
+    """The options of your own data as given, to pass on to another command (e.g. the stages of ``demo``)."""
+    argv: list[str] = []
+    for name in ("train_file", *CUSTOM_DATA_OPTIONS):
+        value = getattr(args, name, None)
+        if value is not None:
+            argv += [_flag(name), str(value)]
+    return argv
 
 
 def custom_data_given(args: argparse.Namespace) -> bool:

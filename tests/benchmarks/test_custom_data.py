@@ -166,3 +166,16 @@ def test_nas_fails_loudly_when_no_trial_reports(tmp_path):
     (tmp_path / "syne-tune" / "0" / "std.err").write_text("Traceback ...\nValueError: the first trial broke\n")
     with pytest.raises(CommandFailed, match="every trial failed.*the first trial broke"):
         check_some_trial_reported(tmp_path)
+
+
+def test_demo_on_your_own_data(tiny_bert_dir, data, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "demo"
+    assert run_command(["demo", "--model", str(tiny_bert_dir), "--train-file", str(data / "train.csv"),
+                        "--test-file", str(data / "test.csv"), "--text-columns", "review", "--label-column",
+                        "verdict", "--output-dir", str(out), "--max-train-samples", "24", "--max-valid-samples",
+                        "16", "--num-samples", "3", "--latency-examples", "8", "--threads", "1", "--device", "cpu",
+                        "--no-progress"]) == 0
+    assert len(pd.read_csv(out / "search" / "results.csv")) == 3
+    assert len(pd.read_csv(out / "models" / "latency.csv")) >= 1
