@@ -179,3 +179,19 @@ def test_demo_on_your_own_data(tiny_bert_dir, data, tmp_path):
                         "--no-progress"]) == 0
     assert len(pd.read_csv(out / "search" / "results.csv")) == 3
     assert len(pd.read_csv(out / "models" / "latency.csv")) >= 1
+
+
+def test_info_infers_regression_from_json_lines_with_a_validation_file(tmp_path, capsys):
+    def write(name: str, n: int) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps({"q": f"query {i}", "d": f"doc {i}", "relevance": i / 4}) + "\n"
+                                for i in range(n)))
+        return path
+
+    argv = ["info", "--train-file", str(write("train.jsonl", 8)), "--validation-file", str(write("dev.jsonl", 3)),
+            "--test-file", str(write("test.jsonl", 3)), "--text-columns", "q,d", "--label-column", "relevance"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"task {tmp_path.name!r}: regression (inferred" in out and "metric spearman" in out
+    assert main([*argv, "--task-type", "classification", "--metric", "f1"]) == 2  # 8 classes: no F1
+    assert "does not fit a 8-class classification task" in capsys.readouterr().err
