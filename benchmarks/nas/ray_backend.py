@@ -19,7 +19,7 @@ import argparse
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from benchmarks.nas.common import (
     progress_bar,
     show_progress,
     threads_per_trial,
+    trial_settings,
 )
 from benchmarks.nas.trial import TrialSettings, run_trial
 from benchmarks.results import RESULTS_FILE, read_results
@@ -125,13 +126,19 @@ class RayResultsTable(_ray_callback_base()):  # type: ignore[misc]
         self.start = state["start"]
 
 
-def ray_settings(args: NasSettings, output_dir: Path) -> tuple[Any, int, int]:
-    """The run's setup with threads = CPUs per trial and device from the GPUs; (setup, cpus, gpus) per trial."""
+def ray_resources(args: NasSettings) -> tuple[int, float, str]:
+    """CPUs (= torch threads) and GPUs of each trial, and its device."""
     cpus = args.cpus_per_trial or threads_per_trial(args.threads, args.workers)
     gpus = args.gpus_per_trial or 0
     if cpus < 1 or gpus < 0:
         raise ValueError(f"--cpus-per-trial must be >= 1 and --gpus-per-trial >= 0, got {cpus} and {gpus}")
-    setup = build_setup(args, output_dir, threads=cpus, device="cuda" if gpus > 0 else args.device)
+    return cpus, gpus, "cuda" if gpus > 0 else args.device
+
+
+def ray_settings(args: NasSettings, output_dir: Path) -> tuple[Any, int, float]:
+    """The run's setup with threads = CPUs per trial and device from the GPUs; (setup, cpus, gpus) per trial."""
+    cpus, gpus, device = ray_resources(args)
+    setup = build_setup(args, output_dir, threads=cpus, device=device)
     return setup, cpus, gpus
 
 
@@ -161,12 +168,13 @@ def run_ray(args: NasSettings, arguments: argparse.Namespace | None = None) -> i
         if not tune.Tuner.can_restore(str(experiment)):
             raise ValueError(f"nothing to resume: {experiment} holds no Ray Tune experiment")
         stored = TrialSettings.read(output_dir / SETTINGS_FILE)
+        cpus, _, device = ray_resources(args)
+        now = replace(trial_settings(args), threads=cpus, device=device)
+        if stored != now:  # refused before any file is written: the run stays as it was
+            raise ValueError(f"cannot resume with other trial settings {settings_changes(stored, now)} "
+                             "(earlier, now); use the earlier run's arguments")
     output_dir.mkdir(parents=True, exist_ok=True)
     setup, cpus, gpus = ray_settings(args, output_dir)
-    if stored is not None and stored != setup.settings:
-        stored.write(output_dir / SETTINGS_FILE)
-        raise ValueError(f"cannot resume with other trial settings {settings_changes(stored, setup.settings)} "
-                         "(earlier, now); use the earlier run's arguments")
     write_run_info(output_dir, arguments if arguments is not None else vars(args), seed=args.seed,
                    keep_previous=args.resume, command_name="nas")
     trainable = tune.with_resources(tune.with_parameters(ray_trial, settings=setup.settings),

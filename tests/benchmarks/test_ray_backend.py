@@ -277,8 +277,10 @@ def test_an_interrupted_experiment_resumes_without_losing_finished_trials(cluste
     for config, rows in done_before.items():  # finished trials were kept, not run again
         kept = after[after["config"] == config]
         assert kept["runtime_s"].tolist() == rows["runtime_s"].tolist()
+    files = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.glob("*.json")}
     with pytest.raises(ValueError, match="other trial settings"):
         main([*[a if a != "1e-3" else "2e-3" for a in args], "--resume"])
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.glob("*.json")} == files
 
 
 @pytest.fixture(scope="module")
