@@ -242,7 +242,8 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
     spec = _TASKS.get(_canonical(task))
     if spec is None:
         raise ValueError(
-            f"unknown task {task!r}; choose from {', '.join(TASK_NAMES)}, or build one with custom_task()"
+            f"unknown task {task!r}; choose from {', '.join(TASK_NAMES)}, or use your own data (--train-file, "
+            "--test-file and --text-columns; custom_task() in Python)"
         )
     return spec
 
