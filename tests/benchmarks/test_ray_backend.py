@@ -202,6 +202,23 @@ def test_random_search_on_ray_runs_the_searchers_configs_on_both_nodes(cluster, 
     assert list((tmp_path / RAY_DIR).glob("*/checkpoint_*")) == []  # finished trials keep no training state
 
 
+def test_ray_trials_rebuild_your_own_data_from_the_trial_settings(cluster, tiny_bert_dir, glue_dir, tmp_path):
+    data = tmp_path / "reviews"
+    data.mkdir()
+    for split, n in (("train", 24), ("test", 8)):
+        rows = "".join(f'"{"a fine" if i % 2 else "a dull"} film, {i}",{"good" if i % 2 else "bad"}\n' for i in range(n))
+        (data / f"{split}.csv").write_text("review,verdict\n" + rows)
+    args = nas_args(cluster, tiny_bert_dir, glue_dir, tmp_path / "out", "random_search", 2, 1, "--save-models")
+    at = args.index("--task")
+    args[at:at + 4] = ["--train-file", str(data / "train.csv"), "--test-file", str(data / "test.csv"),
+                       "--text-columns", "review", "--label-column", "verdict"]
+    assert main(args) == 0
+    frame = read_results(tmp_path / "out" / RESULTS_FILE)
+    assert len(frame) == 2 and set(frame["task"]) == {"reviews"}
+    for info in (tmp_path / "out").rglob("best_model/trial.json"):
+        assert json.loads((info.parent / "config.json").read_text())["id2label"] == {"0": "bad", "1": "good"}
+
+
 def test_moasha_on_ray_stops_trials_early(cluster, tiny_bert_dir, glue_dir, tmp_path, space):
     assert main(nas_args(cluster, tiny_bert_dir, glue_dir, tmp_path, "moasha", 6, 3)) == 0
     per_trial = trials(read_results(tmp_path / RESULTS_FILE))
