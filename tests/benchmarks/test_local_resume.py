@@ -1,0 +1,94 @@
+"""`plm-nas nas --resume` on the local backend: a run killed with SIGKILL continues to the uninterrupted table."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.nas.journal import JOURNAL_FILE, read_journal
+from benchmarks.nas.local_backend import SYNE_TUNE_DIR
+from benchmarks.nas.trial import EPOCH_PAUSE_ENV
+from benchmarks.results import RESULTS_FILE, read_results
+from benchmarks.runinfo import PROJECT_ROOT
+
+TRIALS = 5  # the initial design (3) and two configs local search derives from the results
+EPOCHS = 2
+SAME = ["config", "epoch", "valid_error", "test_error", "params", "pareto"]  # runtime_s differs
+
+
+def nas_args(model: Path, glue_dir: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "nas", "--model", str(model), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir", str(out),
+        "--searcher", "local_search", "--workers", "1", "--threads", "1", "--max-trials", str(TRIALS),
+        "--epochs", str(EPOCHS), "--max-train-samples", "16", "--max-valid-samples", "16",
+        "--max-test-samples", "16", "--lr", "1e-3", "--poll-interval", "0.2", "--no-progress", *extra,
+    ]
+
+
+def events_of(out: Path, kind: str) -> list[dict]:
+    return [event for event in read_journal(out / JOURNAL_FILE) if event["event"] == kind]
+
+
+def kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
+    """SIGKILL the run's whole process group (tuner and trials) as soon as ``ready()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "the run did not reach the point of interruption"
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_a_killed_local_run_resumes_to_the_uninterrupted_table(tiny_bert_dir, glue_dir, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main(nas_args(tiny_bert_dir, glue_dir, whole)) == 0
+
+    # The interrupted run: trials pause after each report, so that the third is caught between its epochs.
+    env = {**os.environ, EPOCH_PAUSE_ENV: "2",
+           "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *nas_args(tiny_bert_dir, glue_dir, killed)],
+                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def two_finished_and_third_midway() -> bool:
+        return (len(events_of(killed, "complete")) >= 2
+                and any(e["trial"] == 2 and e["result"]["epoch"] == 1 for e in events_of(killed, "result")))
+
+    kill_when(process, two_finished_and_third_midway)
+    assert read_results(killed / RESULTS_FILE)["config"].nunique() >= 2
+    third = SYNE_TUNE_DIR + "/2/checkpoints/checkpoint.pt"
+    assert (killed / third).is_file()
+
+    with pytest.raises(ValueError, match="--resume"):
+        main(nas_args(tiny_bert_dir, glue_dir, killed))
+    assert main(nas_args(tiny_bert_dir, glue_dir, killed, "--resume")) == 0
+
+    expected, resumed = read_results(whole / RESULTS_FILE), read_results(killed / RESULTS_FILE)
+    assert resumed["config"].nunique() == TRIALS and len(resumed) == TRIALS * EPOCHS
+    assert resumed[SAME].to_dict("records") == expected[SAME].to_dict("records")
+    assert (resumed["runtime_s"] >= 0).all()
+
+    # The third trial continued from its epoch-1 checkpoint in a new trial folder; it did not start over.
+    (restart,) = events_of(killed, "restart")
+    assert restart["trial"] == 2
+    log = (killed / SYNE_TUNE_DIR / str(restart["backend_trial"]) / "std.out").read_text()
+    assert "resumed after epoch 1" in log
+    # the searcher was replayed, not asked anew: it suggested each of the 5 trials once (plus the final None)
+    suggested = [e["config"] for e in events_of(killed, "suggest") if e["config"] is not None]
+    assert [json.dumps(c, sort_keys=True) for c in suggested] == [
+        json.dumps(json.loads(c), sort_keys=True) for c in dict.fromkeys(expected["config"])]
+    # checkpoints of finished trials are deleted
+    assert not list((killed / SYNE_TUNE_DIR).glob("*/checkpoints/checkpoint.pt"))
+
+
+def test_resume_refuses_a_folder_without_a_journal(tiny_bert_dir, glue_dir, tmp_path):
+    (tmp_path / SYNE_TUNE_DIR).mkdir()
+    with pytest.raises(ValueError, match="without"):
+        main(nas_args(tiny_bert_dir, glue_dir, tmp_path, "--resume"))
