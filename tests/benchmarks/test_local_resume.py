@@ -92,3 +92,48 @@ def test_resume_refuses_a_folder_without_a_journal(tiny_bert_dir, glue_dir, tmp_
     (tmp_path / SYNE_TUNE_DIR).mkdir()
     with pytest.raises(ValueError, match="without"):
         main(nas_args(tiny_bert_dir, glue_dir, tmp_path, "--resume"))
+
+
+# ------------------------------------------------------------------------------------------ fast unit tests
+
+
+def journaled_run(seed: int, tmp_path: Path, results: int):
+    """A local-search scheduler driven through the journal for ``results`` trials, as the Tuner would; returns
+    the space and the config it suggests next."""
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.config_space import randint
+
+    from baselines.searchers import make_scheduler
+    from benchmarks.nas.journal import JournaledScheduler
+
+    space = {"x": randint(0, 1000), "y": randint(0, 1000)}
+    scheduler = make_scheduler("local_search", space, metrics=["valid_error", "param_fraction"], random_seed=seed)
+    with open(tmp_path / JOURNAL_FILE, "a") as journal:
+        journaled = JournaledScheduler(scheduler, journal)
+        for number in range(results):
+            config = journaled.suggest().config
+            trial = Trial(trial_id=number, config=config, creation_time=None)
+            journaled.on_trial_add(trial)
+            result = {"epoch": 1, "valid_error": (config["x"] % 97) / 97, "param_fraction": config["y"] / 1000}
+            journaled.on_trial_result(trial, result)
+            journaled.on_trial_complete(trial, result)
+        return space, journaled.suggest().config
+
+
+def test_replay_restores_the_searcher_and_refuses_another_seed(tmp_path):
+    from baselines.searchers import make_scheduler
+    from benchmarks.nas.journal import replay
+
+    space, next_config = journaled_run(0, tmp_path, results=6)  # and what the searcher proposes next
+    with open(tmp_path / JOURNAL_FILE, "a") as journal:
+        journal.write('{"event": "suggest", "conf')  # a line cut short by SIGKILL
+    events = read_journal(tmp_path / JOURNAL_FILE)
+    assert [e["event"] for e in events][-1] == "suggest" and events[-1]["config"] == next_config
+    events = events[:-1]  # the journal as it was before the extra suggestion
+    fresh = make_scheduler("local_search", space, metrics=["valid_error", "param_fraction"], random_seed=0)
+    replayed = replay(fresh, events)
+    assert replayed.restarts == [] and replayed.next_trial == 6 and len(replayed.results) == 6
+    assert fresh.suggest().config == next_config
+    other = make_scheduler("local_search", space, metrics=["valid_error", "param_fraction"], random_seed=1)
+    with pytest.raises(ValueError, match="same searcher, seed"):
+        replay(other, events)
