@@ -36,6 +36,7 @@ from benchmarks.nas.common import (
     progress_bar,
     settings_changes,
     show_progress,
+    trial_settings,
 )
 from benchmarks.nas.journal import JOURNAL_FILE, JournaledScheduler, ReplayedRun, read_journal, replay
 from benchmarks.nas.trial import TRIAL_SETTINGS_ENV, TrialSettings
@@ -256,7 +257,11 @@ def run_local(args: NasSettings, arguments: argparse.Namespace | None = None) ->
     output_dir = Path(args.output_dir).resolve()
     _check_no_spaces(ENTRY_POINT, output_dir)
     events = check_resumable(args, output_dir)
-    stored = TrialSettings.read(output_dir / SETTINGS_FILE) if events else None
+    if events:  # before anything is replayed or rewritten
+        stored, settings = TrialSettings.read(output_dir / SETTINGS_FILE), trial_settings(args)
+        if stored != settings:
+            raise ValueError(f"cannot resume with other trial settings {settings_changes(stored, settings)} "
+                             "(earlier, now); use the earlier run's arguments")
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, arguments if arguments is not None else vars(args), seed=args.seed,
                    keep_previous=bool(events), command_name="nas")
@@ -268,11 +273,6 @@ def run_local(args: NasSettings, arguments: argparse.Namespace | None = None) ->
     }
     with environment(**variables), open(output_dir / JOURNAL_FILE, "a") as journal:
         run = build_tuner(args, output_dir, journal, events)
-        settings = TrialSettings.read(output_dir / SETTINGS_FILE)
-        if stored is not None and stored != settings:
-            stored.write(output_dir / SETTINGS_FILE)
-            raise ValueError(f"cannot resume with other trial settings {settings_changes(stored, settings)} "
-                             "(earlier, now); use the earlier run's arguments")
         if run.budget_left_s is None or run.budget_left_s > 0:
             run.tuner.run()
     frame = run.table.frame()

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks.cli import main
+from benchmarks.nas.common import SETTINGS_FILE
 from benchmarks.nas.journal import JOURNAL_FILE, read_journal
 from benchmarks.nas.local_backend import SYNE_TUNE_DIR
-from benchmarks.nas.trial import EPOCH_PAUSE_ENV
+from benchmarks.nas.trial import EPOCH_PAUSE_ENV, TrialSettings
 from benchmarks.results import RESULTS_FILE, read_results
 from benchmarks.runinfo import PROJECT_ROOT
 
@@ -86,6 +87,13 @@ def test_a_killed_local_run_resumes_to_the_uninterrupted_table(tiny_bert_dir, gl
         json.dumps(json.loads(c), sort_keys=True) for c in dict.fromkeys(expected["config"])]
     # checkpoints of finished trials are deleted
     assert not list((killed / SYNE_TUNE_DIR).glob("*/checkpoints/checkpoint.pt"))
+
+    # a finished run resumed again changes nothing; other trial settings are refused before anything is touched
+    assert main(nas_args(tiny_bert_dir, glue_dir, whole, "--resume")) == 0
+    assert read_results(whole / RESULTS_FILE)[SAME].to_dict("records") == expected[SAME].to_dict("records")
+    with pytest.raises(ValueError, match="other trial settings"):
+        main(nas_args(tiny_bert_dir, glue_dir, whole, "--resume", "--lr", "1e-4"))
+    assert TrialSettings.read(whole / SETTINGS_FILE).lr == 1e-3
 
 
 def test_resume_refuses_a_folder_without_a_journal(tiny_bert_dir, glue_dir, tmp_path):
