@@ -24,6 +24,7 @@ from baselines.searchers.ask_tell import config_key, plain_config
 
 JOURNAL_FILE = "scheduler_journal.jsonl"
 EPOCH = "epoch"  # benchmarks.nas.common.RESOURCE_ATTR
+HEARTBEAT_S = 30.0  # the elapsed time of a killed session is known to within this
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
@@ -144,11 +145,18 @@ class JournaledScheduler(TrialScheduler):
         self.start = time.time()
         self.elapsed_s = elapsed_s
         self._starting: Restart | None = None
+        self.last_write = self.start
         self._write("session")
 
     def _write(self, event: str, **fields: Any) -> None:
-        self.journal.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+        self.last_write = time.time()
+        self.journal.write(json.dumps({"event": event, "time": self.last_write, **fields}) + "\n")
         self.journal.flush()
+
+    def heartbeat(self, every_s: float = HEARTBEAT_S) -> None:
+        """Note that the run is alive (at most every ``every_s``), so a resumed run knows how long it ran."""
+        if time.time() - self.last_write >= every_s:
+            self._write("alive")
 
     def runtime_s(self) -> float:
         """Seconds since the run began, over all sessions."""

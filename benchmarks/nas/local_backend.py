@@ -161,6 +161,9 @@ class ResultsTable(TunerCallback):
         if self.bar is not None:
             self.bar.close()
 
+    def on_loop_end(self) -> None:
+        self.scheduler.heartbeat()
+
     def on_start_trial(self, trial: Trial) -> None:
         source = self.scheduler.restarted_from.get(trial.trial_id)
         if source is not None:  # its checkpoint was copied into the new trial's folder

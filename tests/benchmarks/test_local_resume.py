@@ -141,7 +141,16 @@ def test_replay_restores_the_searcher_and_refuses_another_seed(tmp_path):
     fresh = make_scheduler("local_search", space, metrics=["valid_error", "param_fraction"], random_seed=0)
     replayed = replay(fresh, events)
     assert replayed.restarts == [] and replayed.next_trial == 6 and len(replayed.results) == 6
+    assert replayed.elapsed_s == pytest.approx(events[-1]["time"] - events[0]["time"])
     assert fresh.suggest().config == next_config
     other = make_scheduler("local_search", space, metrics=["valid_error", "param_fraction"], random_seed=1)
     with pytest.raises(ValueError, match="same searcher, seed"):
         replay(other, events)
+
+
+def test_the_elapsed_time_of_earlier_sessions_ends_at_their_last_event():
+    from benchmarks.nas.journal import replay
+
+    events = [{"event": "session", "time": 100.0}, {"event": "alive", "time": 130.0},
+              {"event": "session", "time": 500.0}, {"event": "alive", "time": 520.0}]
+    assert replay(None, events).elapsed_s == pytest.approx(50.0)  # no call reaches the (absent) searcher
