@@ -50,19 +50,30 @@ def kill_when(process: subprocess.Popen, ready, timeout: float = 120.0) -> None:
 
 def test_a_killed_local_run_resumes_to_the_uninterrupted_table(tiny_bert_dir, glue_dir, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert main(nas_args(tiny_bert_dir, glue_dir, whole)) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
 
-    # The interrupted run: trials pause after each report, so that the third is caught between its epochs.
-    env = {**os.environ, EPOCH_PAUSE_ENV: "2",
-           "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *nas_args(tiny_bert_dir, glue_dir, killed)],
-                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(out: Path, **variables: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *nas_args(tiny_bert_dir, glue_dir, out)],
+                                env={**env, **variables}, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    # Both runs at once: the uninterrupted one, and one whose trials pause after each report, so that its third
+    # trial is caught between its epochs.
+    uninterrupted = start(whole)
+    process = start(killed, **{EPOCH_PAUSE_ENV: "2"})
 
     def two_finished_and_third_midway() -> bool:
         return (len(events_of(killed, "complete")) >= 2
                 and any(e["trial"] == 2 and e["result"]["epoch"] == 1 for e in events_of(killed, "result")))
 
-    kill_when(process, two_finished_and_third_midway)
+    try:
+        kill_when(process, two_finished_and_third_midway)
+        assert uninterrupted.wait(timeout=300) == 0
+    finally:  # never leave a run behind
+        for run in (process, uninterrupted):
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
     assert read_results(killed / RESULTS_FILE)["config"].nunique() >= 2
     third = SYNE_TUNE_DIR + "/2/checkpoints/checkpoint.pt"
     assert (killed / third).is_file()
