@@ -150,8 +150,6 @@ def rewire_callback(args: argparse.Namespace, setup: Setup, strategy: Strategy, 
     """With ``--rewire``: reorder heads and units by Fisher importance when sub-networks join (else at the end)."""
     if not args.rewire:
         return None
-    if args.rewire_examples < 1:
-        raise ValueError(f"--rewire-examples must be >= 1, got {args.rewire_examples}")
     train = setup.loaders["train"]
     sample = Subset(train.dataset, range(min(args.rewire_examples, len(train.dataset))))
     batches = list(DataLoader(sample, batch_size=args.eval_batch_size, shuffle=False, collate_fn=train.collate_fn))
@@ -163,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     """Train the super-network, then save it with its tokenizer, supernet.json, metrics.json and run.json."""
     output_dir = Path(args.output_dir)
     check_options(args.strategy, **strategy_settings(args))  # fail before loading
+    if args.rewire_examples < 1:
+        raise ValueError(f"--rewire-examples must be >= 1, got {args.rewire_examples}")
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="train-supernet")
     run = model_run(args)  # the model, data and training protocol, typed

@@ -76,9 +76,33 @@ def summarise(out: Path, task: str) -> dict[str, Any]:
     return summary
 
 
+def _cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "—"
+    return f"{entry['test_metric']:.3f} ({entry['relative']:.3f})"
+
+
+def results_table(folder: Path) -> str:
+    """Markdown table of every ``TASK/summary.json`` below ``folder``: test metric (relative to fine-tuning)."""
+    lines = [
+        "| task (test metric) | constant predictor | plain fine-tuning | super-network, full | "
+        "WS search, best at <= 50% MACs | layer dropping, 50% | RFP, 50% |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(folder.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        lines.append(
+            f"| {summary['task']} | {summary['constant_test']:.3f} | {summary['finetune']['test']['main']:.3f} | "
+            f"{summary['supernet_full']['test_metric']:.3f} ({summary['supernet_full']['relative']:.3f}) | "
+            f"{_cell(summary['ws_random_search'])} | {_cell(summary['layer_drop'])} | {_cell(summary['rfp'])} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True)
+    parser.add_argument("--task", help="run the study on this task")
+    parser.add_argument("--table", action="store_true", help="print the Markdown table of every task's summary")
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--epochs", type=int, default=3)
@@ -87,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--supernet-args", default="", help="extra train-supernet arguments, space-separated")
     args = parser.parse_args(argv)
+    if args.table:
+        print(results_table(args.output_dir))
+        return 0
+    if not args.task:
+        parser.error("--task is required unless --table is given")
     out = args.output_dir / args.task
     out.mkdir(parents=True, exist_ok=True)
     data_dir = ["--data-dir", args.data_dir] if args.data_dir else []
