@@ -15,9 +15,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from syne_tune.backend.trial_status import Trial
+from syne_tune.constants import ST_WORKER_TIMESTAMP
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler, TrialSuggestion
 
 from baselines.searchers.ask_tell import config_key, plain_config
@@ -131,7 +132,7 @@ class JournaledScheduler(TrialScheduler):
     """
 
     def __init__(self, scheduler: TrialScheduler, journal: TextIO, resumed: ReplayedRun | None = None,
-                 elapsed_s: float = 0.0, checkpoint_exists: Any = None) -> None:
+                 checkpoint_exists: Callable[[int], bool] | None = None) -> None:
         super().__init__(random_seed=scheduler.random_seed)
         self.scheduler = scheduler
         self.journal = journal
@@ -143,7 +144,7 @@ class JournaledScheduler(TrialScheduler):
         self.restarted_from: dict[int, int] = {}  # backend id of a restart -> backend id it continues
         self.checkpoint_exists = checkpoint_exists or (lambda backend_trial: False)
         self.start = time.time()
-        self.elapsed_s = elapsed_s
+        self.elapsed_s = resumed.elapsed_s if resumed is not None else 0.0
         self._starting: Restart | None = None
         self.last_write = self.start
         self._write("session")
@@ -158,9 +159,10 @@ class JournaledScheduler(TrialScheduler):
         if time.time() - self.last_write >= every_s:
             self._write("alive")
 
-    def runtime_s(self) -> float:
-        """Seconds since the run began, over all sessions."""
-        return self.elapsed_s + time.time() - self.start
+    def runtime_s(self, result: dict[str, Any] | None = None) -> float:
+        """Seconds since the run began, over all sessions, at which the trial reported ``result`` (else now)."""
+        reported = float((result or {}).get(ST_WORKER_TIMESTAMP, time.time()))
+        return self.elapsed_s + reported - self.start
 
     def _known(self, trial: Trial) -> Trial:
         return self.trials[self.logical[trial.trial_id]]
@@ -207,7 +209,7 @@ class JournaledScheduler(TrialScheduler):
         decision = self.scheduler.on_trial_result(known, result)
         self.told[known.trial_id] = float(result.get(EPOCH, 0.0))
         self._write("result", trial=known.trial_id, result=_json_safe(result), decision=decision,
-                    runtime_s=self.runtime_s())
+                    runtime_s=self.runtime_s(result))
         return decision
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:

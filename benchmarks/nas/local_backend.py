@@ -175,7 +175,7 @@ class ResultsTable(TunerCallback):
         number = self.scheduler.logical[trial.trial_id]
         if (number, float(result[RESOURCE_ATTR])) in self.table.rows:
             return  # an epoch of a restarted trial, recorded before the interruption
-        frame = self.table.add(number, trial.config, result, self.scheduler.runtime_s())
+        frame = self.table.add(number, trial.config, result, self.scheduler.runtime_s(result))
         show_progress(self.bar, self.table, frame)
 
     def on_trial_complete(self, trial: Trial, result: dict[str, Any]) -> None:
@@ -206,14 +206,12 @@ def build_tuner(args: NasSettings, output_dir: Path, journal: TextIO,
     if args.max_trials is not None:
         scheduler = TrialLimit(scheduler, args.max_trials)
     resumed = replay(scheduler, events) if events else None
-    elapsed = resumed.elapsed_s if resumed is not None else 0.0
     experiment = output_dir / SYNE_TUNE_DIR
     journaled = JournaledScheduler(
-        scheduler, journal, resumed, elapsed_s=elapsed,
-        checkpoint_exists=lambda trial: (experiment / str(trial) / "checkpoints").is_dir())
+        scheduler, journal, resumed, checkpoint_exists=lambda trial: (experiment / str(trial) / "checkpoints").is_dir())
     table = ResultsTable(row_maker, output_dir / RESULTS_FILE, journaled, experiment, resumed,
                          progress=not args.no_progress)
-    budget = None if args.max_wallclock is None else args.max_wallclock - elapsed
+    budget = None if args.max_wallclock is None else args.max_wallclock - journaled.elapsed_s
     tuner = Tuner(
         # GPU rotation asks nvidia-smi and leaves a std.out file in the working directory: only for GPUs.
         trial_backend=ContinuingLocalBackend(first_trial_id=next_trial_folder(experiment),
