@@ -66,6 +66,7 @@ class ReplayedRun:
     elapsed_s: float  # wall-clock seconds the earlier sessions ran
     results: list[tuple[int, dict[str, Any], dict[str, Any], float]] = field(default_factory=list)
     # (logical trial, config, reported result, runtime_s) of every result the searcher was told, in order
+    finished_backend_trials: list[int] = field(default_factory=list)  # folders whose checkpoints are not needed
 
 
 def replay(scheduler: TrialScheduler, events: list[dict[str, Any]]) -> ReplayedRun:
@@ -76,7 +77,8 @@ def replay(scheduler: TrialScheduler, events: list[dict[str, Any]]) -> ReplayedR
     """
     trials: dict[int, Trial] = {}
     configs: dict[int, dict[str, Any]] = {}
-    backend: dict[int, int] = {}
+    backend: dict[int, int] = {}  # logical trial -> the backend trial holding its latest checkpoint
+    folders: dict[int, list[int]] = {}  # logical trial -> every backend trial that ran it
     told: dict[int, float] = {}
     finished: set[int] = set()
     results: list[tuple[int, dict[str, Any], dict[str, Any], float]] = []
@@ -99,11 +101,13 @@ def replay(scheduler: TrialScheduler, events: list[dict[str, Any]]) -> ReplayedR
         elif kind == "add":
             configs[trial_id] = event["config"]
             backend[trial_id] = event["backend_trial"]
+            folders[trial_id] = [event["backend_trial"]]
             trials[trial_id] = Trial(trial_id=trial_id, config=dict(event["config"]),
                                      creation_time=datetime.datetime.now())
             scheduler.on_trial_add(trials[trial_id])
         elif kind == "restart":
             backend[trial_id] = event["backend_trial"]
+            folders[trial_id].append(event["backend_trial"])
         elif kind == "result":
             scheduler.on_trial_result(trials[trial_id], event["result"])
             told[trial_id] = float(event["result"].get(EPOCH, told.get(trial_id, 0.0)))
@@ -122,8 +126,9 @@ def replay(scheduler: TrialScheduler, events: list[dict[str, Any]]) -> ReplayedR
         elapsed += last_time - session_start
     restarts = [Restart(trial, configs[trial], backend[trial], told.get(trial, 0.0))
                 for trial in sorted(configs) if trial not in finished]
+    done = sorted(folder for trial in finished for folder in folders.get(trial, []))
     return ReplayedRun(restarts=restarts, next_trial=max(configs, default=-1) + 1, elapsed_s=elapsed,
-                       results=results)
+                       results=results, finished_backend_trials=done)
 
 
 class JournaledScheduler(TrialScheduler):

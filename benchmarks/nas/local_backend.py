@@ -141,7 +141,7 @@ class ResultsTable(TunerCallback):
         self.experiment = experiment
         for trial, config, result, runtime in resumed.results if resumed is not None else []:
             self.table.rows[(trial, float(result[RESOURCE_ATTR]))] = row_maker(config, result, runtime)
-        self.stopped: set[int] = set()
+        self.stopped: set[int] = set(resumed.finished_backend_trials if resumed is not None else ())
         self.progress = progress
         self.bar: tqdm | None = None
 
@@ -153,6 +153,8 @@ class ResultsTable(TunerCallback):
         shutil.rmtree(self.experiment / str(backend_trial) / "checkpoints", ignore_errors=True)
 
     def on_tuning_start(self, tuner: Any) -> None:
+        for backend_trial in self.stopped:  # finished before an interruption
+            self._forget_checkpoint(backend_trial)
         self.bar = progress_bar(self.progress)
 
     def on_tuning_end(self) -> None:

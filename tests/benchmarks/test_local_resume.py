@@ -152,6 +152,7 @@ def test_replay_restores_the_searcher_and_refuses_another_seed(tmp_path):
     fresh = make_scheduler("local_search", space, metrics=["valid_error", "param_fraction"], random_seed=0)
     replayed = replay(fresh, events)
     assert replayed.restarts == [] and replayed.next_trial == 6 and len(replayed.results) == 6
+    assert replayed.finished_backend_trials == list(range(6))  # their checkpoints can go
     assert replayed.elapsed_s == pytest.approx(events[-1]["time"] - events[0]["time"])
     assert fresh.suggest().config == next_config
     other = make_scheduler("local_search", space, metrics=["valid_error", "param_fraction"], random_seed=1)
