@@ -53,7 +53,8 @@ class BestEpoch(TrainerCallback):
 
     ``score(trainer, epoch)`` returns the epoch's record (with ``valid_error``); ``on_best(trainer, epoch, record)``
     may return fields to add to it (e.g. test metrics scored only for a new best). ``on_saved(trainer, epoch,
-    record)`` runs once the epoch's checkpoint exists. With ``mark_best`` each record gets a ``best`` flag.
+    record)`` runs once the epoch's checkpoint exists, ``on_restored(trainer)`` once after a checkpoint was restored.
+    With ``mark_best`` each record gets a ``best`` flag.
     """
 
     def __init__(
@@ -62,8 +63,10 @@ class BestEpoch(TrainerCallback):
         on_best: Callable[[Trainer, int, Record], Mapping[str, Any] | None] | None = None,
         on_saved: Callable[[Trainer, int, Record], None] | None = None,
         mark_best: bool = False,
+        on_restored: Callable[[Trainer], None] | None = None,
     ) -> None:
         self.score = score
+        self.on_restored = on_restored
         self.on_best = on_best
         self.on_saved = on_saved
         self.mark_best = mark_best
@@ -76,6 +79,8 @@ class BestEpoch(TrainerCallback):
         for record in trainer.history:
             if float(record["valid_error"]) < self.best_error:
                 self.best_error, self.best_epoch = float(record["valid_error"]), record["epoch"]
+        if trainer.history and self.on_restored is not None:
+            self.on_restored(trainer)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> Record:
         record = dict(self.score(trainer, epoch))

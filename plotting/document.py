@@ -1,9 +1,29 @@
-"""Report blocks (heading, paragraph, table, image) rendered to both Markdown and HTML."""
+"""Report blocks (heading, paragraph, table, image) rendered to Markdown and HTML, tables also to LaTeX (booktabs)."""
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
 from typing import Sequence
+
+import numpy as np
+
+DASH = "–"
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "±": r"$\pm$", DASH: "--"}
+
+
+def format_mean_se(mean: float, se: float, digits: int = 3, scale: float = 1.0) -> str:
+    """``mean ± se`` with a dash for a missing standard error (single seed) or a missing mean."""
+    if not np.isfinite(mean):
+        return DASH
+    se_text = f"{scale * se:.{digits}f}" if np.isfinite(se) else DASH
+    return f"{scale * mean:.{digits}f} ± {se_text}"
+
+
+def latex_escape(text: str) -> str:
+    """Text as LaTeX typesets it literally (``±`` as ``$\\pm$``, the en dash as ``--``)."""
+    return "".join(LATEX_SPECIAL.get(char, char) for char in text)
 
 
 @dataclass
@@ -34,6 +54,20 @@ class Table:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
         body = "".join("<tr>" + "".join(fmt(c) for c in row) + "</tr>\n" for row in self.rows)
         return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+    def to_latex(self, label_columns: int = 1) -> str:
+        """A booktabs ``tabular`` (the first ``label_columns`` left-aligned, the rest right-aligned), to paste
+        into a paper that loads ``booktabs``."""
+        def fmt(cell: Cell) -> str:
+            text = latex_escape(cell.text)
+            return rf"\textbf{{{text}}}" if cell.bold else text
+
+        align = "l" * label_columns + "r" * (len(self.header) - label_columns)
+        lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+                 " & ".join(latex_escape(h) for h in self.header) + r" \\", r"\midrule"]
+        lines += [" & ".join(fmt(c) for c in row) + r" \\" for row in self.rows]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
 
 
 @dataclass

@@ -15,7 +15,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmarks.results import SIZE_OBJECTIVES, best_epoch_rows, best_so_far_rows, read_results
-from plotting.document import Block, Cell, Heading, Image, Paragraph, Section, Table, to_html, to_markdown
+from plotting.document import (
+    DASH,
+    Block,
+    Cell,
+    Heading,
+    Image,
+    Paragraph,
+    Section,
+    Table,
+    format_mean_se,
+    to_html,
+    to_markdown,
+)
 from plotting.figures import (
     plot_average_ranks,
     plot_boxplot,
@@ -45,6 +57,14 @@ from plotting.learning_curves import (
     read_supernet_metrics,
 )
 from plotting.normalize import NORMALIZERS
+from plotting.paper_tables import (
+    SEARCHER_KINDS,
+    TABLES_DIR,
+    ranks_table,
+    relative_file_name,
+    relative_table,
+    write_latex,
+)
 from plotting.ranks import bootstrap_average_ranks
 from plotting.relative import relative_performance
 from plotting.style import axis_label, method_colors, new_figure, save_figure
@@ -52,7 +72,7 @@ from plotting.style import axis_label, method_colors, new_figure, save_figure
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"
-DASH = "–"
+RANKS_TEX = "ranks.tex"
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,7 @@ class ReportSettings:
     table_fractions_pruned: tuple[float, ...] = (0.25, 0.5, 0.75)
     figure_fractions_pruned: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.91, 0.05), 2))
     rank_time_fractions: tuple[float, ...] = (0.1, 0.5, 1.0)
+    cross_task_fraction_pruned: float = 0.5  # the pruning level of the paper's cross-task table
 
     def hypervolume(self) -> HypervolumeSettings:
         return HypervolumeSettings(
@@ -78,14 +99,6 @@ class ReportSettings:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Formatting
-
-
-def format_mean_se(mean: float, se: float, digits: int = 3, scale: float = 1.0) -> str:
-    """``mean ± se`` with a dash for a missing standard error (single seed) or a missing mean."""
-    if not np.isfinite(mean):
-        return DASH
-    se_text = f"{scale * se:.{digits}f}" if np.isfinite(se) else DASH
-    return f"{scale * mean:.{digits}f} ± {se_text}"
 
 
 def format_seconds(seconds: float) -> str:
@@ -299,6 +312,30 @@ def _boxplot_section(final: pd.DataFrame, by: str, title: str, ctx: _Context) ->
     ctx.figure(fig, f"boxplot_{by}", f"Final hypervolume per run across {title} (one dot per run).")
 
 
+def _paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: _Context) -> None:
+    """The paper's cross-task tables (methods x tasks) in the report, and as LaTeX (booktabs) in tables/."""
+    fraction = ctx.settings.cross_task_fraction_pruned
+    ctx.blocks.append(Heading("Cross-task tables (the paper's layout)"))
+    ctx.blocks.append(Paragraph(
+        f"Methods x tasks, mean ± s.e. over seeds (– for a single seed), the best of each task in bold; each table is "
+        f"also written as a LaTeX booktabs tabular in {TABLES_DIR}/ to paste into a paper. Relative performance: test "
+        "performance of the best-validation sub-network within the size, relative to the unpruned model. Ranks: "
+        "searchers (weight-sharing and standard NAS) ranked by final hypervolume per task and seed."))
+    if frame["test_error"].notna().any():
+        relative = _catching(ctx, relative_table, frame, fraction, ctx.settings.size_objective)
+        name = relative_file_name(fraction)
+        write_latex(relative, ctx.out_dir, name)
+        ctx.blocks += [Paragraph(f"{relative.caption} ({TABLES_DIR}/{name})."), relative.table]
+    else:
+        ctx.note("no test errors in the results: the cross-task relative-performance table is skipped.")
+    if final["kind"].isin(SEARCHER_KINDS).any():
+        ranks = ranks_table(final)
+        write_latex(ranks, ctx.out_dir, RANKS_TEX)
+        ctx.blocks += [Paragraph(f"{ranks.caption} ({TABLES_DIR}/{RANKS_TEX})."), ranks.table]
+    else:
+        ctx.note("no weight-sharing or standard-NAS runs in the results: the cross-task rank table is skipped.")
+
+
 VARIANT_COLUMNS = ("strategy", "search_space")
 
 
@@ -401,6 +438,8 @@ def write_report(
         for task, part in frame.groupby("task", sort=True)
     ]
     ctx.blocks += [Heading("Overview"), Table(["task", "rows", "runs", "methods", "size objective"], overview)]
+    final = final_hypervolume(trajectories)
+    _paper_tables_section(frame, final, ctx)
     _ranks_section(trajectories, ctx)
     for task, rows in frame.groupby("task", sort=True):
         ctx.blocks.append(Heading(f"Task {task}"))
@@ -411,7 +450,6 @@ def write_report(
         _relative_section(str(task), rows, sizes[task], ctx)
         ctx.blocks.append(Heading("Pareto fronts", 3))
         _pareto_section(str(task), rows, sizes[task], ctx)
-    final = final_hypervolume(trajectories)
     _boxplot_section(final[final["kind"] == "weight-sharing"], "strategy", "super-network training strategies", ctx)
     _boxplot_section(final, "search_space", "search spaces", ctx)
     for folder in supernets:
@@ -444,7 +482,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("results", type=Path, nargs="+",
                         help="results.csv files or folders searched for results files (several are combined), "
                              "or train-supernet output folders (their probe learning curves)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for report.md, report.html and figures/")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder for report.md, report.html, figures/ and tables/ (LaTeX)")
     parser.add_argument("--size-objective", choices=SIZE_OBJECTIVES, default=None,
                         help="size column for fronts (default: the size objective the rows were searched with)")
     parser.add_argument("--normalization", choices=sorted(NORMALIZERS), default="quantile",
@@ -454,6 +493,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--bootstrap-samples", type=int, default=1000, help="bootstrap samples for average ranks")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rank bootstrap")
     parser.add_argument("--grid-points", type=int, default=100, help="points of the common time grid")
+    parser.add_argument("--cross-task-pruned", type=float, default=0.5, metavar="FRACTION",
+                        help="fraction pruned of the cross-task relative-performance table (default: 0.5)")
     return parser
 
 
@@ -482,7 +523,7 @@ def run_report(args: argparse.Namespace) -> Path:
     settings = ReportSettings(
         size_objective=args.size_objective, normalization=args.normalization,
         reference_point=tuple(args.reference_point), bootstrap_samples=args.bootstrap_samples, seed=args.seed,
-        grid_points=args.grid_points,
+        grid_points=args.grid_points, cross_task_fraction_pruned=args.cross_task_pruned,
     )
     return write_report(args.results, args.out, settings=settings)
 

@@ -157,7 +157,7 @@ def expand(grid: GridSpec, root: Path, data_args: Sequence[str] = (), kinds: Seq
                 command=("nas", "--model", model, "--task", task, "--search-space", space, "--searcher", searcher,
                          "--seed", str(seed), "--output-dir", str(out), "--max-wallclock", f"{budget:g}",
                          *data_args, *grid.nas_args),
-                output_dir=out, resumable=False,
+                output_dir=out, resumable=True,
             ))
     return steps
 

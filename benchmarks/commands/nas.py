@@ -17,8 +17,14 @@ Outputs in ``--output-dir``:
   exactly for best-epoch rows on the front of all trials' best-epoch rows. The file is rewritten atomically
   after every reported epoch.
 * ``run.json`` (arguments, versions), ``trial_settings.json`` (what every trial shares), and
-  ``syne-tune/`` (Syne Tune's own records and one folder per trial with its logs). With ``--save-models``
-  a trial keeps its best epoch's model in ``syne-tune/TRIAL_ID/best_model`` for ``plm-nas export``.
+  ``syne-tune/`` (Syne Tune's own records and one folder per trial with its logs and, while it runs, its
+  last epoch's checkpoint). With ``--save-models`` a trial keeps its best epoch's model in
+  ``syne-tune/TRIAL_ID/best_model`` for ``plm-nas export``.
+* ``scheduler_journal.jsonl`` (local backend): every call to the searcher, so that ``--resume`` can replay it.
+
+``--resume`` continues an interrupted run on either backend: finished trials are kept, the searcher is restored
+(Ray: from Ray Tune's experiment state; local: replayed from the journal, so it proposes what it would have),
+and unfinished trials continue from their last epoch checkpoint (locally in new trial folders).
 """
 from __future__ import annotations
 
@@ -85,7 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     backend.add_argument("--gpus-per-trial", type=float, default=None, help="Ray: GPUs of each trial (>0: device cuda)")
     backend.add_argument("--max-failures", type=int, default=2,
                          help="Ray: restarts of a failed trial from its last epoch checkpoint")
-    backend.add_argument("--resume", action="store_true", help="Ray: continue the interrupted run in --output-dir")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --output-dir (same arguments): finished trials are kept, "
+                             "the searcher's state is restored, unfinished trials continue from their last epoch")
 
 
 def run(args: argparse.Namespace) -> int:

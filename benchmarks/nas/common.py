@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -125,6 +125,12 @@ def trial_settings(args: NasSettings) -> TrialSettings:
         save_models=args.save_models,
         task_definition=args.task_definition,
     )
+
+
+def settings_changes(stored: TrialSettings, settings: TrialSettings) -> dict[str, tuple[Any, Any]]:
+    """Trial settings that differ between an earlier run and now, as {name: (earlier, now)}."""
+    return {key: (value, getattr(settings, key)) for key, value in asdict(stored).items()
+            if getattr(settings, key) != value}
 
 
 def default_run_id(args: NasSettings) -> str:

@@ -19,7 +19,7 @@ import argparse
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from benchmarks.nas.common import (
     build_setup,
     check_budget,
     progress_bar,
+    settings_changes,
     show_progress,
     threads_per_trial,
     trial_settings,
@@ -140,12 +141,6 @@ def ray_settings(args: NasSettings, output_dir: Path) -> tuple[Any, int, float]:
     cpus, gpus, device = ray_resources(args)
     setup = build_setup(args, output_dir, threads=cpus, device=device)
     return setup, cpus, gpus
-
-
-def settings_changes(stored: TrialSettings, settings: TrialSettings) -> dict[str, tuple[Any, Any]]:
-    """Trial settings that differ between an earlier run and now, as {name: (earlier, now)}."""
-    return {key: (value, getattr(settings, key)) for key, value in asdict(stored).items()
-            if getattr(settings, key) != value}
 
 
 def run_ray(args: NasSettings, arguments: argparse.Namespace | None = None) -> int:

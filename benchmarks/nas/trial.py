@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from benchmarks.objectives import CostFields, check_size_objective, masks_cost
 from benchmarks.tasks.loaders import DataSettings
 
 TRIAL_SETTINGS_ENV = "PLM_NAS_TRIAL_SETTINGS"
+EPOCH_PAUSE_ENV = "PLM_NAS_TRIAL_EPOCH_PAUSE_S"  # seconds a trial waits after each report (tests of interruption)
 CONFIG_JSON_ARG = "st_config_json_filename"  # syne_tune.constants.ST_CONFIG_JSON_FNAME_ARG
 CHECKPOINT_DIR_ARG = "st_checkpoint_dir"  # syne_tune.constants.ST_CHECKPOINT_DIR
 
@@ -124,12 +126,14 @@ def run_trial(
     trial_dir: str | os.PathLike | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    report_restored: bool = False,
 ) -> list[EpochResult]:
     """Fine-tune the sub-network ``config`` of the pre-trained model, calling ``report(**fields)`` every epoch.
 
     With ``checkpoint_dir`` the trainer saves its exact state there after every epoch, before ``report`` is
     called (so a backend can attach that checkpoint to the report); ``resume=True`` continues from it, and the
-    returned list then holds only the epochs trained in this call.
+    returned list then holds only the epochs trained in this call. ``report_restored`` first reports again the
+    epochs the checkpoint holds (a killed backend may not have seen the last of them).
     """
     # Imported here: only a running trial needs them, not `plm-nas nas`, which imports TrialSettings.
     from benchmarks.finetuning import BestEpoch, FixedNetwork, fine_tune, name_labels
@@ -176,18 +180,27 @@ def run_trial(
     def report_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         report(**results[-1].report_fields())  # once the epoch's checkpoint exists
 
+    def report_history(trainer: Trainer) -> None:
+        print(f"resumed after epoch {trainer.epoch} from {checkpoint_dir}", flush=True)
+        if report_restored:
+            for record in trainer.history:
+                report(**EpochResult(epoch=int(record["epoch"]), valid_error=float(record["valid_error"]),
+                                     test_error=float(record["test_error"]), cost=cost).report_fields())
+
     config_ = TrainerConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
                             weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio,
                             seed=settings.seed, device=str(device), progress=False)
     fine_tune(FixedNetwork(model, shape), loaders["train"], config_,
-              BestEpoch(errors, on_best=keep_model, on_saved=report_epoch), checkpoint_dir=checkpoint_dir, resume=resume)
+              BestEpoch(errors, on_best=keep_model, on_saved=report_epoch, on_restored=report_history),
+              checkpoint_dir=checkpoint_dir, resume=resume)
     return results
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="one standard-NAS trial (started by Syne Tune's LocalBackend)")
     parser.add_argument(f"--{CONFIG_JSON_ARG}", required=True, help="JSON file with the trial's config")
-    parser.add_argument(f"--{CHECKPOINT_DIR_ARG}", default=None, help="set by Syne Tune; unused")
+    parser.add_argument(f"--{CHECKPOINT_DIR_ARG}", default=None,
+                        help="set by Syne Tune: the trial's state is saved there after every epoch, and restored")
     parser.add_argument("--settings", default=os.environ.get(TRIAL_SETTINGS_ENV),
                         help=f"TrialSettings JSON (default: ${TRIAL_SETTINGS_ENV})")
     args = parser.parse_args(argv)
@@ -203,7 +216,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = TrialSettings.read(args.settings)
     config_path = Path(getattr(args, CONFIG_JSON_ARG))
     config = json.loads(config_path.read_text())
-    run_trial(settings, config, Reporter(), trial_dir=config_path.parent)
+    reporter = Reporter()
+    pause = float(os.environ.get(EPOCH_PAUSE_ENV, "0"))
+
+    def report(**fields: Any) -> None:
+        reporter(**fields)
+        time.sleep(pause)
+
+    checkpoint_dir = getattr(args, CHECKPOINT_DIR_ARG)
+    # a trial restarted by `plm-nas nas --resume` finds its checkpoint copied there, and reports its epochs again
+    run_trial(settings, config, report, trial_dir=config_path.parent, checkpoint_dir=checkpoint_dir,
+              resume=checkpoint_dir is not None, report_restored=True)
     return 0
 
 

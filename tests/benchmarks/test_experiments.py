@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from benchmarks.commands import experiments
-from benchmarks.commands.experiments import CPU_GRID, DONE_MARKER, PAPER_GRID, expand, get_grid, restrict
+from benchmarks.commands.experiments import CPU_GRID, DONE_MARKER, PAPER_GRID, expand, get_grid, restrict, run_step
 
 
 def test_cpu_grid_has_three_seeds_three_searchers_both_kinds():
@@ -63,13 +64,18 @@ def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     steps = expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
                             nas_searchers=["random_search"]), tmp_path)
     assert [s.done for s in steps] == [True, True, False]
-    # a rerun only runs the unfinished step; a non-resumable step restarts from an empty folder
-    (steps[2].output_dir / "stale.txt").write_text("x")
+    # a rerun only runs the unfinished step, and continues it (standard NAS resumes on both backends)
     calls.clear()
     fail_on.clear()
     assert experiments.run(_args(tmp_path)) == 0
-    assert [c[0] for c in calls] == ["nas"] and "--resume" not in calls[0]
-    assert not (steps[2].output_dir / "stale.txt").exists() and steps[2].done
+    assert calls == [[*steps[2].command, "--resume", "--no-progress"]] and steps[2].done
+    # a non-resumable step restarts from an empty folder
+    fresh = replace(steps[2], resumable=False, output_dir=tmp_path / "fresh")
+    (fresh.output_dir / "stale.txt").parent.mkdir()
+    (fresh.output_dir / "stale.txt").write_text("x")
+    calls.clear()
+    assert run_step(fresh) == 0
+    assert calls == [[*fresh.command, "--no-progress"]] and not (fresh.output_dir / "stale.txt").exists()
     # an unfinished resumable step is continued with --resume
     (steps[1].output_dir / DONE_MARKER).unlink()
     calls.clear()

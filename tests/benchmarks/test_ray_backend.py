@@ -168,7 +168,7 @@ def test_loopback_nodes_bind_to_loopback_with_an_absolute_temp_dir():
 def test_ray_only_flags_are_refused_by_the_local_backend(tiny_bert_dir, glue_dir, tmp_path):
     with pytest.raises(ValueError, match="only apply to --backend ray"):
         main(["nas", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
-              str(tmp_path), "--max-trials", "1", "--resume"])
+              str(tmp_path), "--max-trials", "1", "--cpus-per-trial", "2"])  # (--resume works on both)
     with pytest.raises(ValueError, match="--eval-workers must be 1 for the local backend"):
         main(["search", "--supernet", str(tmp_path), "--output-dir", str(tmp_path / "s"), "--eval-workers", "2"])
 

@@ -1,0 +1,113 @@
+"""The paper's cross-task tables, methods x tasks: relative performance at one pruning level and the searchers'
+average ranks by final hypervolume, each cell the mean ± s.e. over seeds, rendered as Markdown and LaTeX.
+
+* Relative performance (:func:`relative_at`): per run, the test performance of the best-validation sub-network
+  whose size fraction is at most ``1 - fraction_pruned``, over the unpruned model's (see :mod:`plotting.relative`),
+  in %. Higher is better; each task's best method is bold.
+* Ranks (:func:`final_ranks`): per task and seed, the searchers (weight-sharing and standard NAS, not the pruning
+  baselines) that ran with that seed are ranked by their final hypervolume (1 = best, ties share the average
+  rank); a cell is a method's mean rank over seeds, and ``average`` its mean over the tasks it ran on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from plotting.document import DASH, Cell, Table, format_mean_se
+from plotting.hypervolume import summarize_over_seeds
+from plotting.relative import relative_performance
+
+SEARCHER_KINDS: tuple[str, ...] = ("weight-sharing", "standard")
+TABLES_DIR = "tables"
+AVERAGE = "average"
+
+Method = tuple[str, str]  # (kind, method)
+
+
+def relative_at(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None) -> pd.DataFrame:
+    """Per task and method: ``mean``, ``se`` and ``n`` over seeds of the relative performance at ``fraction_pruned``."""
+    rel = relative_performance(frame, [fraction_pruned], size_column)
+    return summarize_over_seeds(rel, "relative_performance")
+
+
+def final_ranks(final: pd.DataFrame, kinds: Sequence[str] = SEARCHER_KINDS) -> pd.DataFrame:
+    """Per task and method: ``mean``, ``se`` and ``n`` over seeds of its rank by final hypervolume among the
+    searchers run with the same seed on the task (``final``: one row per run, as ``final_hypervolume`` gives)."""
+    runs = final[final["kind"].isin(kinds)]
+    ranks = runs.groupby(["task", "seed"])["hypervolume"].rank(ascending=False, method="average")
+    return summarize_over_seeds(runs.assign(rank=ranks), "rank")
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+@dataclass(frozen=True)
+class CrossTaskTable:
+    """A methods x tasks table of mean ± s.e. cells, the best cell of each task in bold."""
+
+    table: Table
+    caption: str
+
+    def latex(self) -> str:
+        return f"% {self.caption}\n% needs \\usepackage{{booktabs}}\n{self.table.to_latex(label_columns=2)}"
+
+
+def cross_task_table(summary: pd.DataFrame, higher_is_better: bool, text: Callable[[float, float], str],
+                     average: bool = False) -> Table:
+    """Rows (kind, method), one column per task (and the mean over tasks with ``average``); ``summary`` has
+    columns task, kind, method, mean and se. A method without a value for a task gets a dash."""
+    tasks = sorted(summary["task"].astype(str).unique())
+    methods: list[Method] = sorted({(str(k), str(m)) for k, m in zip(summary["kind"], summary["method"])})
+    cells = {(str(r.task), str(r.kind), str(r.method)): (float(r.mean), float(r.se)) for r in summary.itertuples()}
+    columns = [[cells.get((task, *method), (np.nan, np.nan)) for method in methods] for task in tasks]
+    header = ["kind", "method", *tasks]
+    if average:
+        means = np.array([[mean for mean, _ in column] for column in columns], dtype=float).reshape(len(tasks), -1)
+        over_tasks = [_finite_mean(means[:, m]) for m in range(len(methods))]
+        columns.append([(value, np.nan) for value in over_tasks])
+        header.append(AVERAGE)
+    rows: list[list[Cell]] = [[Cell(kind), Cell(method)] for kind, method in methods]
+    for c, column in enumerate(columns):
+        values = np.array([mean for mean, _ in column], dtype=float)
+        best = (np.nanmax(values) if higher_is_better else np.nanmin(values)) if np.isfinite(values).any() else None
+        for row, (mean, se) in zip(rows, column):
+            is_average = average and c == len(columns) - 1
+            cell_text = DASH if not np.isfinite(mean) else (f"{mean:.2f}" if is_average else text(mean, se))
+            row.append(Cell(cell_text, best is not None and np.isfinite(mean) and bool(np.isclose(mean, best))))
+    return Table(header, rows)
+
+
+def relative_table(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None) -> CrossTaskTable:
+    """The cross-task relative-performance table at ``fraction_pruned``, in % of the unpruned model."""
+    summary = relative_at(frame, fraction_pruned, size_column)
+    table = cross_task_table(summary, True, lambda mean, se: format_mean_se(mean, se, digits=1, scale=100.0))
+    caption = (f"Relative performance (% of the unpruned model's test performance) at {100 * fraction_pruned:g}% "
+               "pruned, mean ± s.e. over seeds")
+    return CrossTaskTable(table, caption)
+
+
+def ranks_table(final: pd.DataFrame, kinds: Sequence[str] = SEARCHER_KINDS) -> CrossTaskTable:
+    """The cross-task table of searchers' ranks by final hypervolume, with their average over tasks."""
+    table = cross_task_table(final_ranks(final, kinds), False, lambda mean, se: format_mean_se(mean, se, digits=2),
+                             average=True)
+    caption = ("Rank of each searcher by final hypervolume per task (1 = best; mean ± s.e. over seeds) and its "
+               "average over tasks")
+    return CrossTaskTable(table, caption)
+
+
+def relative_file_name(fraction_pruned: float) -> str:
+    return f"relative_{100 * fraction_pruned:g}.tex"
+
+
+def write_latex(table: CrossTaskTable, out_dir: Path, name: str) -> Path:
+    """Write the table's LaTeX as ``out_dir/tables/NAME``; return the path."""
+    path = out_dir / TABLES_DIR / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(table.latex(), encoding="utf-8")
+    return path

@@ -1,0 +1,142 @@
+"""The paper's cross-task tables in `plm-nas report`: hand-made results, numbers checked in Markdown and LaTeX."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.results import COLUMNS, write_atomic
+from plotting.document import Cell, Table, latex_escape
+from plotting.paper_tables import final_ranks, ranks_table, relative_at
+from plotting.report import ReportSettings, add_report_arguments, run_report, write_report
+
+# (task, kind, method, seed, test error of the 40% sub-network, its validation error); every run also holds the
+# unpruned model (size 1.0, validation 0.1, test 0.2: performance 0.8)
+SMALL = [
+    ("rte", "weight-sharing", "random_search", 0, 0.28, 0.3),  # 0.72 / 0.8 = 90%
+    ("rte", "weight-sharing", "random_search", 1, 0.36, 0.3),  # 80%        -> 85.0 ± 5.0
+    ("rte", "standard", "moasha", 0, 0.24, 0.2),  # 95%
+    ("rte", "standard", "moasha", 1, 0.20, 0.2),  # 100%                      -> 97.5 ± 2.5 (best)
+    ("rte", "baseline", "rfp", 0, 0.40, 0.5),  # 75%, one seed                -> 75.0 ± –
+    ("mrpc", "weight-sharing", "random_search", 0, 0.20, 0.2),  # 100%
+    ("mrpc", "weight-sharing", "random_search", 1, 0.20, 0.2),  # 100%        -> 100.0 ± 0.0 (best)
+    ("mrpc", "standard", "moasha", 0, 0.28, 0.3),  # 90%
+    ("mrpc", "standard", "moasha", 1, 0.28, 0.3),  # 90%                      -> 90.0 ± 0.0
+]
+
+
+def hand_results() -> pd.DataFrame:
+    """Two rows per run: the unpruned model and one sub-network with 40% of the parameters. The lower validation
+    error of the small sub-network gives the larger hypervolume: moasha wins on rte, random search on mrpc."""
+    records = []
+    for task, kind, method, seed, test_error, valid_error in SMALL:
+        base = dict(run_id=f"{task}-{method}-{seed}", kind=kind, method=method, searcher=method, search_space="small",
+                    strategy="", task=task, model="m", seed=seed, params=1, encoder_param_fraction=0.5, macs=1.0,
+                    mac_fraction=0.5, size_objective="param_fraction", pareto=False,
+                    epoch=1.0 if kind == "standard" else np.nan)
+        records.append({**base, "config": json.dumps({"size": 1.0}), "param_fraction": 1.0, "valid_error": 0.1,
+                        "test_error": 0.2, "runtime_s": 1.0})
+        records.append({**base, "config": json.dumps({"size": 0.4}), "param_fraction": 0.4,
+                        "valid_error": valid_error, "test_error": test_error, "runtime_s": 2.0})
+    return pd.DataFrame.from_records(records, columns=list(COLUMNS))
+
+
+def test_relative_at_half_pruned_is_the_mean_and_se_over_seeds():
+    summary = relative_at(hand_results(), 0.5).set_index(["task", "method"])
+    assert summary.loc[("rte", "random_search"), "mean"] == pytest.approx(0.85)
+    assert summary.loc[("rte", "random_search"), "se"] == pytest.approx(0.05)
+    assert summary.loc[("rte", "moasha"), "mean"] == pytest.approx(0.975)
+    assert summary.loc[("rte", "moasha"), "se"] == pytest.approx(0.025)
+    assert summary.loc[("rte", "rfp"), "n"] == 1 and np.isnan(summary.loc[("rte", "rfp"), "se"])
+    assert summary.loc[("mrpc", "moasha"), "mean"] == pytest.approx(0.9)
+
+
+def test_ranks_are_per_seed_among_searchers_then_averaged_over_tasks():
+    final = pd.DataFrame([
+        # task a: x beats y with seed 0, they tie with seed 1; task b: y beats x; the baseline is not ranked
+        dict(task="a", kind="standard", method="x", seed=0, hypervolume=3.0),
+        dict(task="a", kind="standard", method="y", seed=0, hypervolume=2.0),
+        dict(task="a", kind="baseline", method="z", seed=0, hypervolume=9.0),
+        dict(task="a", kind="standard", method="x", seed=1, hypervolume=2.0),
+        dict(task="a", kind="standard", method="y", seed=1, hypervolume=2.0),
+        dict(task="b", kind="weight-sharing", method="x", seed=0, hypervolume=1.0),
+        dict(task="b", kind="standard", method="y", seed=0, hypervolume=4.0),
+    ])
+    ranks = final_ranks(final).set_index(["task", "method"])
+    assert set(ranks.index.get_level_values("method")) == {"x", "y"}
+    assert ranks.loc[("a", "x"), "mean"] == pytest.approx(1.25) and ranks.loc[("a", "x"), "se"] == pytest.approx(0.25)
+    assert ranks.loc[("a", "y"), "mean"] == pytest.approx(1.75)
+    assert ranks.loc[("b", "x"), "mean"] == 2.0 and np.isnan(ranks.loc[("b", "x"), "se"])
+    table = ranks_table(final).table
+    assert table.header == ["kind", "method", "a", "b", "average"]
+    text = [[cell.text for cell in row] for row in table.rows]
+    # x ran as a standard searcher on a and as a weight-sharing one on b: two rows, each averaged over its task
+    assert text == [["standard", "x", "1.25 ± 0.25", "–", "1.25"],
+                    ["standard", "y", "1.75 ± 0.25", "1.00 ± –", "1.38"],
+                    ["weight-sharing", "x", "–", "2.00 ± –", "2.00"]]
+    assert [[cell.bold for cell in row[2:]] for row in table.rows] == [
+        [True, False, True], [False, True, False], [False, False, False]]
+
+
+def test_latex_tables_use_booktabs_and_escape_text():
+    table = Table(["kind", "method", "rte"], [[Cell("standard"), Cell("random_search"), Cell("97.5 ± 2.5", True)]])
+    assert table.to_latex(label_columns=2) == (
+        "\\begin{tabular}{llr}\n\\toprule\nkind & method & rte \\\\\n\\midrule\n"
+        "standard & random\\_search & \\textbf{97.5 $\\pm$ 2.5} \\\\\n\\bottomrule\n\\end{tabular}\n")
+    assert latex_escape("50% & {x} #1 –") == "50\\% \\& \\{x\\} \\#1 --"
+
+
+RELATIVE_MD = [
+    "| kind | method | mrpc | rte |",
+    "| baseline | rfp | – | 75.0 ± – |",
+    "| standard | moasha | 90.0 ± 0.0 | **97.5 ± 2.5** |",
+    "| weight-sharing | random_search | **100.0 ± 0.0** | 85.0 ± 5.0 |",
+]
+RELATIVE_TEX = [
+    "kind & method & mrpc & rte \\\\",
+    "baseline & rfp & -- & 75.0 $\\pm$ -- \\\\",
+    "standard & moasha & 90.0 $\\pm$ 0.0 & \\textbf{97.5 $\\pm$ 2.5} \\\\",
+    "weight-sharing & random\\_search & \\textbf{100.0 $\\pm$ 0.0} & 85.0 $\\pm$ 5.0 \\\\",
+]
+RANKS_MD = [
+    "| kind | method | mrpc | rte | average |",
+    "| standard | moasha | 2.00 ± 0.00 | **1.00 ± 0.00** | **1.50** |",
+    "| weight-sharing | random_search | **1.00 ± 0.00** | 2.00 ± 0.00 | **1.50** |",
+]
+RANKS_TEX = [
+    "kind & method & mrpc & rte & average \\\\",
+    "standard & moasha & 2.00 $\\pm$ 0.00 & \\textbf{1.00 $\\pm$ 0.00} & \\textbf{1.50} \\\\",
+    "weight-sharing & random\\_search & \\textbf{1.00 $\\pm$ 0.00} & 2.00 $\\pm$ 0.00 & \\textbf{1.50} \\\\",
+]
+
+
+def test_report_writes_both_cross_task_tables_in_markdown_and_latex(tmp_path):
+    write_atomic(hand_results(), tmp_path / "results.csv")
+    md = write_report(tmp_path / "results.csv", tmp_path / "report",
+                      settings=ReportSettings(bootstrap_samples=20, grid_points=10)).read_text()
+    section = md.split("## Cross-task tables")[1].split("\n## ")[0]
+    assert "\n".join(RELATIVE_MD[:1] + ["|---|---|---|---|"] + RELATIVE_MD[1:]) in section
+    assert "\n".join(RANKS_MD[:1] + ["|---|---|---|---|---|"] + RANKS_MD[1:]) in section
+    assert "50% pruned" in section and "tables/relative_50.tex" in section and "tables/ranks.tex" in section
+    relative = (tmp_path / "report" / "tables" / "relative_50.tex").read_text()
+    ranks = (tmp_path / "report" / "tables" / "ranks.tex").read_text()
+    assert "\\begin{tabular}{llrr}\n\\toprule\n" + RELATIVE_TEX[0] + "\n\\midrule\n" + "\n".join(RELATIVE_TEX[1:]) \
+        + "\n\\bottomrule\n\\end{tabular}\n" in relative
+    assert "\n".join(RANKS_TEX[1:]) + "\n\\bottomrule" in ranks and RANKS_TEX[0] in ranks
+    assert relative.startswith("% Relative performance") and "booktabs" in relative
+    assert "Note:" not in section
+
+
+def test_the_pruning_level_is_an_option(tmp_path):
+    write_atomic(hand_results(), tmp_path / "results.csv")
+    args = add_report_arguments(argparse.ArgumentParser()).parse_args(
+        [str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--cross-task-pruned", "0",
+         "--bootstrap-samples", "20", "--grid-points", "10"])
+    md = run_report(args).read_text()
+    # nothing pruned: every run's best-validation sub-network is the unpruned model itself
+    assert "| standard | moasha | **100.0 ± 0.0** | **100.0 ± 0.0** |" in md
+    tex = (tmp_path / "out" / "tables" / "relative_0.tex").read_text()
+    assert "baseline & rfp & -- & \\textbf{100.0 $\\pm$ --} \\\\" in tex
