@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cli import main
+from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 from benchmarks.nas.common import SETTINGS_FILE
 from benchmarks.nas.journal import JOURNAL_FILE, read_journal
 from benchmarks.nas.local_backend import SYNE_TUNE_DIR
