@@ -43,13 +43,17 @@ def _step(name: str, done: Path, argv: list[str], log: Path, timings: dict[str, 
 
 
 def best_under(results: Path, budget: float, size: str = "mac_fraction") -> dict[str, Any] | None:
-    """The row with the lowest validation error among those of size <= ``budget`` (ties: smaller)."""
+    """The row with the lowest validation error among those of size <= ``budget`` (ties: smaller).
+
+    The budget has a slack of 0.001: half the layers is 0.50005 of the MACs once the task head counts.
+    """
     frame = pd.read_csv(results)
-    frame = frame[(frame[size] <= budget + 1e-9) & frame["test_error"].notna()]
+    frame = frame[(frame[size] <= budget + 1e-3) & frame["test_error"].notna()]
     if frame.empty:
         return None
     row = frame.sort_values(["valid_error", size]).iloc[0]
-    return {"config": row["config"], size: float(row[size]), "valid_metric": 1 - float(row["valid_error"]),
+    config = row["config"] if len(str(row["config"])) <= 200 else "(masks: see the results table)"
+    return {"config": config, size: float(row[size]), "valid_metric": 1 - float(row["valid_error"]),
             "test_metric": 1 - float(row["test_error"])}
 
 
