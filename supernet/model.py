@@ -36,6 +36,11 @@ from supernet.loading import model_shape
 DEFAULT_CACHE_SIZE = 256
 
 
+def block_rows(indices: torch.Tensor, block: int) -> torch.Tensor:
+    """Row indices of the blocks ``indices`` in order, block i owning rows i*block .. (i+1)*block - 1 (a head: head_dim)."""
+    return (indices[:, None] * block + torch.arange(block)).flatten()
+
+
 @dataclass(frozen=True, eq=False)
 class Selection:
     """Which rows of a block a layer keeps: the first ``count`` (``index is None``) or the rows in ``index``."""
@@ -49,8 +54,7 @@ class Selection:
         count = int(keep.sum())
         if bool(keep[:count].all()):
             return cls(count * block)
-        kept = keep.nonzero().flatten() * block
-        rows = (kept.unsqueeze(1) + torch.arange(block)).flatten()
+        rows = block_rows(keep.nonzero().flatten(), block)
         return cls(count * block, rows.to(device))
 
     def rows(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedModel
 
 from supernet.loading import model_shape
+from supernet.model import block_rows
 from supernet.training import Trainer, TrainerCallback
 
 # (model, batches) -> (head scores [L, H], unit scores [L, U]); higher = more important.
@@ -47,11 +48,6 @@ def _permute(param: torch.nn.Parameter, index: torch.Tensor, dim: int, optimizer
             value.copy_(value.index_select(dim, index.to(value.device)))
 
 
-def _head_rows(order: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """Row indices of the head blocks in ``order`` (head h owns rows h*head_dim .. (h+1)*head_dim - 1)."""
-    return (order[:, None] * head_dim + torch.arange(head_dim)).flatten()
-
-
 def permute_layer(
     layer: torch.nn.Module,
     head_order: torch.Tensor,
@@ -60,7 +56,7 @@ def permute_layer(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> None:
     """Reorder one BERT/RoBERTa encoder layer's heads and units (new position i holds old ``order[i]``)."""
-    rows = _head_rows(head_order, head_dim)
+    rows = block_rows(head_order, head_dim)
     attention = layer.attention
     for linear in (attention.self.query, attention.self.key, attention.self.value):
         _permute(linear.weight, rows, 0, optimizer)
