@@ -43,6 +43,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_lr: float = 2e
         "--max-valid-samples", type=int, default=None,
         help="seeded subset of the validation split (default: 2,048 for large tasks, else all)",
     )
+    parser.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")
     parser.add_argument("--dataset-seed", type=int, default=0, help="seed of the 70/30 train/validation split")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, dropout, sampling")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="auto: CUDA when available, else CPU")
