@@ -24,8 +24,6 @@ from benchmarks.grids.paper_slice import (
 from benchmarks.perf.speed import CSV_COLUMNS
 from benchmarks.results import COLUMNS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def _option(step: Step, name: str) -> str:
     return step.command[len(step.command) - 1 - step.command[::-1].index(name) + 1]  # the last one wins
