@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -42,16 +42,14 @@ Report = Callable[..., None]
 
 
 @dataclass(frozen=True)
-class TrialSettings:
-    """What every trial of one standard-NAS run shares (the config is what differs)."""
+class TrialProtocol:
+    """How every trial fine-tunes its sub-network, and on which examples (the defaults are the paper's).
 
-    model: str
-    task: str
-    search_space: str
-    size_objective: str = "param_fraction"
-    data_dir: str | None = None
+    ``plm-nas nas`` parses these options once into :class:`~benchmarks.nas.common.NasSettings`, which hands
+    them on unchanged to :class:`TrialSettings`.
+    """
+
     dataset_seed: int = 0
-    seed: int = 0
     epochs: int = 5
     lr: float = 2e-5
     batch_size: int = 8
@@ -62,6 +60,33 @@ class TrialSettings:
     max_train_samples: int | None = None
     max_valid_samples: int | None = None
     max_test_samples: int | None = None
+
+    def data(self, data_dir: str | None) -> DataSettings:
+        """The examples every trial reads from ``data_dir``, and how they are batched."""
+        return DataSettings(data_dir=data_dir, dataset_seed=self.dataset_seed,
+                            max_train_samples=self.max_train_samples, max_valid_samples=self.max_valid_samples,
+                            max_test_samples=self.max_test_samples, max_length=self.max_length,
+                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+
+
+PROTOCOL_FIELDS = tuple(f.name for f in fields(TrialProtocol))
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of one standard-NAS run shares (the config is what differs).
+
+    Written as flat JSON (the protocol's fields beside the others), as ``trial_settings.json`` and in each
+    saved model's ``trial.json``, so that runs written before the protocol was its own class still resume.
+    """
+
+    model: str
+    task: str
+    search_space: str
+    size_objective: str = "param_fraction"
+    data_dir: str | None = None
+    seed: int = 0
+    protocol: TrialProtocol = TrialProtocol()
     seq_len: int = 128
     threads: int = 1
     device: str = "cpu"
@@ -75,17 +100,25 @@ class TrialSettings:
 
     def data(self) -> DataSettings:
         """The examples every trial reads, and how they are batched."""
-        return DataSettings(data_dir=self.data_dir, dataset_seed=self.dataset_seed,
-                            max_train_samples=self.max_train_samples, max_valid_samples=self.max_valid_samples,
-                            max_test_samples=self.max_test_samples, max_length=self.max_length,
-                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        return self.protocol.data(self.data_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat record: the protocol's fields beside the others."""
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "protocol"}
+        return {**record, **asdict(self.protocol)}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> "TrialSettings":
+        """The settings of a flat record (:meth:`to_dict`)."""
+        protocol = TrialProtocol(**{key: value for key, value in record.items() if key in PROTOCOL_FIELDS})
+        return cls(**{key: value for key, value in record.items() if key not in PROTOCOL_FIELDS}, protocol=protocol)
 
     def write(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(asdict(self), path)
+        return write_json_atomic(self.to_dict(), path)
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "TrialSettings":
-        return cls(**json.loads(Path(path).read_text()))
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 @dataclass(frozen=True)
@@ -174,7 +207,7 @@ def run_trial(
 
     def keep_model(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         if best_dir is not None:
-            info = {"config": dict(config), "settings": asdict(settings), **results[-1].report_fields()}
+            info = {"config": dict(config), "settings": settings.to_dict(), **results[-1].report_fields()}
             save_model_atomic(trainer.supernet.model, tokenizer, masks, info, best_dir)
 
     def report_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
@@ -187,8 +220,9 @@ def run_trial(
                 report(**EpochResult(epoch=int(record["epoch"]), valid_error=float(record["valid_error"]),
                                      test_error=float(record["test_error"]), cost=cost).report_fields())
 
-    config_ = TrainerConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
-                            weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio,
+    protocol = settings.protocol
+    config_ = TrainerConfig(epochs=protocol.epochs, lr=protocol.lr, batch_size=protocol.batch_size,
+                            weight_decay=protocol.weight_decay, warmup_ratio=protocol.warmup_ratio,
                             seed=settings.seed, device=str(device), progress=False)
     fine_tune(FixedNetwork(model, shape), loaders["train"], config_,
               BestEpoch(errors, on_best=keep_model, on_saved=report_epoch, on_restored=report_history),

@@ -104,7 +104,7 @@ def test_a_killed_local_run_resumes_to_the_uninterrupted_table(tiny_bert_dir, gl
     assert read_results(whole / RESULTS_FILE)[SAME].to_dict("records") == expected[SAME].to_dict("records")
     with pytest.raises(ValueError, match="other trial settings"):
         main(nas_args(tiny_bert_dir, glue_dir, whole, "--resume", "--lr", "1e-4"))
-    assert TrialSettings.read(whole / SETTINGS_FILE).lr == 1e-3
+    assert TrialSettings.read(whole / SETTINGS_FILE).protocol.lr == 1e-3
 
 
 def test_resume_refuses_a_folder_without_a_journal(tiny_bert_dir, glue_dir, tmp_path):
