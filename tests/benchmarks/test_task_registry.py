@@ -5,9 +5,10 @@ import json
 
 import pytest
 
+from benchmarks.tasks.custom import custom_task
 from benchmarks.tasks.loaders import load_splits
 from benchmarks.tasks.metrics import METRICS
-from benchmarks.tasks.registry import METRIC_NAMES, TASK_NAMES, TaskSpec, custom_task, get_task
+from benchmarks.tasks.registry import METRIC_NAMES, TASK_NAMES, TaskSpec, get_task
 from benchmarks.tasks.sources import load_official_splits
 
 # ------------------------------------------------------------------------------------------------ registry
