@@ -67,6 +67,7 @@ from plotting.paper_tables import (
 )
 from plotting.ranks import bootstrap_average_ranks
 from plotting.relative import relative_performance
+from plotting.study import is_study_root, study_section
 from plotting.style import axis_label, method_colors, new_figure, save_figure
 
 REPORT_MD = "report.md"
@@ -454,6 +455,9 @@ def write_report(
     _boxplot_section(final, "search_space", "search spaces", ctx)
     for folder in supernets:
         _supernet_section(folder, ctx)
+    for source in filter(is_study_root, sources):
+        ctx.blocks += _catching(ctx, study_section, Path(source), frame, trajectories, settings.table_fractions_pruned,
+                                settings.size_objective).to_blocks()
     for section in sections:
         ctx.blocks += section.to_blocks()
     return _write_documents(ctx, title)
