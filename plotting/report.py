@@ -67,7 +67,7 @@ from plotting.paper_tables import (
 )
 from plotting.ranks import bootstrap_average_ranks
 from plotting.relative import relative_performance
-from plotting.study import is_study_root, study_section
+from plotting.study import is_study_root, study_section, supernet_folders
 from plotting.style import axis_label, method_colors, new_figure, save_figure
 
 REPORT_MD = "report.md"
@@ -413,6 +413,10 @@ def write_report(
     supernets = [Path(source) for source in sources if is_supernet_run(source)]
     sources = [source for source in sources if Path(source) not in supernets]
     supernets += [found for found in map(supernet_of, sources) if found is not None and found not in supernets]
+    for root in filter(is_study_root, sources):  # a grid's super-networks, also where run.json's paths are gone
+        known = {folder.resolve() for folder in supernets}
+        supernets += [folder for folder in supernet_folders(Path(root))
+                      if is_supernet_run(folder) and folder.resolve() not in known]
     out_dir = Path(out_dir)
     if not sources:
         return _write_supernet_report(supernets, out_dir, settings)

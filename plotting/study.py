@@ -50,6 +50,11 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def supernet_folders(root: Path) -> list[Path]:
+    """The output folders of the grid's super-networks (each with its probes' learning curves)."""
+    return sorted((Path(root) / SUPERNETS_DIR).glob("*/*/*/*/seed*"))
+
+
 def finetuned_references(root: Path) -> pd.DataFrame:
     """One row per fine-tuned model: task, model, seed and its test metric (the unpruned reference)."""
     records = []
@@ -63,7 +68,7 @@ def finetuned_references(root: Path) -> pd.DataFrame:
 def supernet_runs(root: Path) -> pd.DataFrame:
     """One row per super-network: its factors, training seconds (timing.json) and the constant predictor's test metric."""
     records = []
-    for folder in sorted((root / SUPERNETS_DIR).glob("*/*/*/*/seed*")):
+    for folder in supernet_folders(root):
         task, model, space, strategy = folder.parts[-5:-1]
         timing = folder / TIMING_FILE
         metrics = folder / METRICS_FILE
