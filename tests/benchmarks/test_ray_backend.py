@@ -305,7 +305,7 @@ def ws_supernet(tiny_bert_dir, glue_dir, tmp_path_factory) -> Path:
     return train_tiny_supernet(tmp_path_factory.mktemp("supernet"), tiny_bert_dir, glue_dir)
 
 
-SEARCH_COLUMNS = ["config", "valid_error", "test_error", "param_fraction", "pareto"]
+SEARCH_COLUMNS = ["config", "valid_error", "test_error", "param_fraction", "pareto", "valid_metrics", "test_metrics"]
 
 
 def search_flags(supernet: Path) -> list[str]:
