@@ -91,6 +91,10 @@ class ResultRow:
         if self.size_objective not in SIZE_OBJECTIVES:
             raise ValueError(f"size_objective must be one of {SIZE_OBJECTIVES}, got {self.size_objective!r}")
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, also a row pickled before the metrics fields (e.g. in a Ray experiment's saved state)."""
+        self.__dict__.update({"valid_metrics": {}, "test_metrics": {}, **state})
+
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
         record["config"] = json.dumps(self.config, sort_keys=True)

@@ -131,3 +131,17 @@ def test_a_results_file_from_before_the_metrics_columns_loads_everywhere(tmp_pat
     assert both["run_id"].tolist() == ["new", "r", "r"]
     assert [parse_metrics(cell) for cell in both["valid_metrics"]] == [{"accuracy": 0.8}, {}, {}]
     assert with_metric(both, "accuracy")["task"].tolist() == ["mrpc (accuracy)"]
+
+
+def test_a_row_pickled_before_the_metrics_fields_unpickles_with_them_empty():
+    import pickle
+
+    from benchmarks.results import ResultRow
+
+    row = _row(valid_metrics={"accuracy": 0.7})
+    same = json.dumps(pickle.loads(pickle.dumps(row)).to_record()) == json.dumps(row.to_record())  # NaN-safe
+    assert same and row.to_record()["valid_metrics"] == '{"accuracy": 0.7}'
+    state = {k: v for k, v in row.__dict__.items() if k not in ("valid_metrics", "test_metrics")}  # an older row
+    old = ResultRow.__new__(ResultRow)
+    old.__setstate__(state)
+    assert old.valid_metrics == old.test_metrics == {} and old.to_record()["valid_metrics"] == ""
