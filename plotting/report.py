@@ -58,8 +58,10 @@ from plotting.learning_curves import (
 )
 from plotting.normalize import NORMALIZERS
 from plotting.paper_tables import (
+    DEFAULT_SECONDARY_METRICS,
     SEARCHER_KINDS,
     TABLES_DIR,
+    parse_secondary_metrics,
     ranks_table,
     relative_file_name,
     relative_table,
@@ -90,6 +92,8 @@ class ReportSettings:
     figure_fractions_pruned: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.91, 0.05), 2))
     rank_time_fractions: tuple[float, ...] = (0.1, 0.5, 1.0)
     cross_task_fraction_pruned: float = 0.5  # the pruning level of the paper's cross-task table
+    # (task, metric): a cross-task column of the task's rows measured in that metric beside its main one
+    secondary_metrics: tuple[tuple[str, str], ...] = DEFAULT_SECONDARY_METRICS
 
     def hypervolume(self) -> HypervolumeSettings:
         return HypervolumeSettings(
@@ -323,7 +327,8 @@ def _paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: _Contex
         "performance of the best-validation sub-network within the size, relative to the unpruned model. Ranks: "
         "searchers (weight-sharing and standard NAS) ranked by final hypervolume per task and seed."))
     if frame["test_error"].notna().any():
-        relative = _catching(ctx, relative_table, frame, fraction, ctx.settings.size_objective)
+        relative = _catching(ctx, relative_table, frame, fraction, ctx.settings.size_objective,
+                             ctx.settings.secondary_metrics)
         name = relative_file_name(fraction)
         write_latex(relative, ctx.out_dir, name)
         ctx.blocks += [Paragraph(f"{relative.caption} ({TABLES_DIR}/{name})."), relative.table]
@@ -503,6 +508,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--grid-points", type=int, default=100, help="points of the common time grid")
     parser.add_argument("--cross-task-pruned", type=float, default=0.5, metavar="FRACTION",
                         help="fraction pruned of the cross-task relative-performance table (default: 0.5)")
+    parser.add_argument("--secondary-metrics", nargs="*", metavar="TASK:METRIC",
+                        default=[f"{task}:{metric}" for task, metric in DEFAULT_SECONDARY_METRICS],
+                        help="also report TASK's rows in METRIC (one of its metrics besides the main one) as a "
+                             "cross-task column 'TASK (METRIC)' (default: mrpc:accuracy; none: no extra columns)")
     return parser
 
 
@@ -523,6 +532,7 @@ def check_report_arguments(args: argparse.Namespace) -> None:
                          "(normalised objectives lie in [0, 1]); use positive values, e.g. the default 2 2")
     if args.bootstrap_samples < 1:
         raise ValueError(f"--bootstrap-samples must be at least 1, got {args.bootstrap_samples}")
+    parse_secondary_metrics(args.secondary_metrics)
 
 
 def run_report(args: argparse.Namespace) -> Path:
@@ -532,6 +542,7 @@ def run_report(args: argparse.Namespace) -> Path:
         size_objective=args.size_objective, normalization=args.normalization,
         reference_point=tuple(args.reference_point), bootstrap_samples=args.bootstrap_samples, seed=args.seed,
         grid_points=args.grid_points, cross_task_fraction_pruned=args.cross_task_pruned,
+        secondary_metrics=parse_secondary_metrics(args.secondary_metrics),
     )
     return write_report(args.results, args.out, settings=settings)
 
