@@ -466,7 +466,7 @@ def write_report(
         _supernet_section(folder, ctx)
     for source in filter(is_study_root, sources):
         ctx.blocks += _catching(ctx, study_section, Path(source), frame, trajectories, settings.table_fractions_pruned,
-                                settings.size_objective).to_blocks()
+                                settings.size_objective, settings.secondary_metrics).to_blocks()
     for section in sections:
         ctx.blocks += section.to_blocks()
     return _write_documents(ctx, title)

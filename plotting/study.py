@@ -21,8 +21,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from benchmarks.results import metric_task
 from plotting.document import DASH, Cell, Paragraph, Section, Table, format_mean_se
 from plotting.hypervolume import TIME, final_hypervolume, standard_error, summarize_over_seeds
+from plotting.paper_tables import with_secondary_metrics
 from plotting.relative import relative_performance
 
 FINETUNED_DIR = "finetuned"
@@ -55,30 +57,48 @@ def supernet_folders(root: Path) -> list[Path]:
     return sorted((Path(root) / SUPERNETS_DIR).glob("*/*/*/*/seed*"))
 
 
-def finetuned_references(root: Path) -> pd.DataFrame:
-    """One row per fine-tuned model: task, model, seed and its test metric (the unpruned reference)."""
+def _metric_tasks(task: str, scores: Mapping[str, float], secondary: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """The main score under the task's name and each secondary metric's under ``"TASK (METRIC)"``."""
+    tasks = {task: float(scores["main"])}
+    tasks.update({metric_task(task, metric): float(scores[metric])
+                  for name, metric in secondary if name == task and metric in scores})
+    return tasks
+
+
+def finetuned_references(root: Path, secondary: Sequence[tuple[str, str]] = ()) -> pd.DataFrame:
+    """One row per fine-tuned model (and secondary metric): task, model, seed and its test metric (the unpruned
+    reference); a secondary metric's rows are named as :func:`benchmarks.results.with_metric` names them."""
     records = []
     for path in sorted((root / FINETUNED_DIR).glob(f"*/*/seed*/{METRICS_FILE}")):
         task, model = path.parts[-4], path.parts[-3]
-        records.append({"task": task, "model": model, "seed": _seed(path.parent),
-                        "reference": float(_read_json(path)["test"]["main"])})
+        for name, value in _metric_tasks(task, _read_json(path)["test"], secondary).items():
+            records.append({"task": name, "model": model, "seed": _seed(path.parent), "reference": value})
     return pd.DataFrame(records, columns=["task", "model", "seed", "reference"])
 
 
+def constant_predictor(root: Path, secondary: Sequence[tuple[str, str]] = ()) -> dict[str, float]:
+    """Per task (and secondary metric): the constant predictor's test metric, from the super-networks' metrics."""
+    values: dict[str, list[float]] = {}
+    for folder in supernet_folders(root):
+        path = folder / METRICS_FILE
+        scores = _read_json(path).get("constant", {}).get("test") if path.is_file() else None
+        if scores:
+            for name, value in _metric_tasks(folder.parts[-5], scores, secondary).items():
+                values.setdefault(name, []).append(value)
+    return {name: float(np.mean(found)) for name, found in values.items()}
+
+
 def supernet_runs(root: Path) -> pd.DataFrame:
-    """One row per super-network: its factors, training seconds (timing.json) and the constant predictor's test metric."""
+    """One row per super-network: its factors and training seconds (timing.json)."""
     records = []
     for folder in supernet_folders(root):
         task, model, space, strategy = folder.parts[-5:-1]
         timing = folder / TIMING_FILE
-        metrics = folder / METRICS_FILE
-        constant = _read_json(metrics).get("constant", {}).get("test", {}).get("main") if metrics.is_file() else None
         records.append({
             "task": task, "model": model, "search_space": space, "strategy": strategy, "seed": _seed(folder),
             "seconds": float(_read_json(timing)["seconds"]) if timing.is_file() else float("nan"),
-            "constant": float("nan") if constant is None else float(constant),
         })
-    return pd.DataFrame(records, columns=["task", "model", "search_space", "strategy", "seed", "seconds", "constant"])
+    return pd.DataFrame(records, columns=["task", "model", "search_space", "strategy", "seed", "seconds"])
 
 
 def step_timings(root: Path) -> pd.DataFrame:
@@ -181,7 +201,7 @@ def _seconds(value: float) -> str:
     return f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
 
 
-def _relative_table(summary: pd.DataFrame, supernets: pd.DataFrame, references: pd.DataFrame,
+def _relative_table(summary: pd.DataFrame, constant: Mapping[str, float], references: pd.DataFrame,
                     fractions: Sequence[float]) -> Table:
     tasks = sorted(summary["task"].unique())
     header = ["kind", "method", *(f"{task} {100 * f:.0f}%" for task in tasks for f in fractions)]
@@ -196,7 +216,6 @@ def _relative_table(summary: pd.DataFrame, supernets: pd.DataFrame, references: 
                 cells.append(Cell(text))
         rows.append(cells)
     # the constant predictor, relative to the same references: what "learnt nothing" scores
-    constant = supernets.groupby("task")["constant"].mean()
     reference = references.groupby("task")["reference"].mean()
     cells = [Cell("reference"), Cell("constant predictor")]
     for task in tasks:
@@ -232,20 +251,23 @@ def _timing_table(timings: pd.DataFrame) -> Table:
 
 def study_section(
     root: Path, frame: pd.DataFrame, trajectories: pd.DataFrame, fractions_pruned: Sequence[float],
-    size_column: str | None = None, compare_task: str = "stsb", compare_searcher: str = "random_search",
+    size_column: str | None = None, secondary_metrics: Sequence[tuple[str, str]] = (),
+    compare_task: str = "stsb", compare_searcher: str = "random_search",
     main_strategy: str = "sandwich", main_space: str = "small",
 ) -> Section:
     """The study tables of a grid folder (see the module docstring) as one report section."""
-    references = finetuned_references(root)
+    references = finetuned_references(root, secondary_metrics)
     supernets = supernet_runs(root)
     section = Section(f"Study: {root}")
     if not references.empty:
-        summary = relative_to_finetuned(frame, references, fractions_pruned, size_column)
+        rows = with_secondary_metrics(frame, secondary_metrics)
+        summary = relative_to_finetuned(rows, references, fractions_pruned, size_column)
         section.blocks += [Paragraph(
             "Relative test performance (%) at each fraction pruned, mean ± s.e. over seeds: the best-validation "
             "sub-network within the size, over the test metric of plain fine-tuning with the same task and seed "
-            "(finetuned/). The constant predictor's row says what a model that learnt nothing scores."),
-            _relative_table(summary, supernets, references, fractions_pruned)]
+            "(finetuned/); TASK (METRIC) columns measure the same chosen sub-networks in a secondary metric. The "
+            "constant predictor's row says what a model that learnt nothing scores."),
+            _relative_table(summary, constant_predictor(root, secondary_metrics), references, fractions_pruned)]
     final = final_hypervolume(trajectories)
     speed = speed_ratios(trajectories, supernets)
     if not speed.empty:

@@ -14,6 +14,7 @@ from benchmarks.results import COLUMNS
 from plotting.report import write_report
 from plotting.study import (
     compare_factor,
+    constant_predictor,
     finetuned_references,
     is_study_root,
     relative_to_finetuned,
@@ -42,7 +43,8 @@ def _row(seed: int, kind: str, method: str, valid: float, test: float, macs: flo
 def grid(tmp_path: Path) -> Path:
     root = tmp_path / "grid"
     for seed, (reference, trained, constant) in enumerate([(0.8, 100.0, 0.1), (0.9, 200.0, 0.3)]):
-        _write_json(root / f"finetuned/stsb/minilm/seed{seed}/metrics.json", {"test": {"main": reference}})
+        _write_json(root / f"finetuned/stsb/minilm/seed{seed}/metrics.json",
+                    {"test": {"main": reference, "pearson": reference / 2}})
         supernet = root / f"supernets/stsb/minilm/small/sandwich/seed{seed}"
         _write_json(supernet / "timing.json", {"seconds": trained})
         _write_json(supernet / "metrics.json", {"constant": {"test": {"main": constant}}})
@@ -62,6 +64,10 @@ def test_relative_performance_is_against_the_same_seeds_fine_tuning(grid):
     assert is_study_root(grid) and not is_study_root(grid / "weight-sharing")
     references = finetuned_references(grid)
     assert references.sort_values("seed")["reference"].tolist() == [0.8, 0.9]
+    # a secondary metric is its own task, named as with_metric names re-expressed rows
+    secondary = finetuned_references(grid, [("stsb", "pearson")]).set_index(["task", "seed"])["reference"]
+    assert secondary[("stsb (pearson)", 1)] == pytest.approx(0.45) and secondary[("stsb", 1)] == 0.9
+    assert constant_predictor(grid) == {"stsb": pytest.approx(0.2)}
     frame = pd.concat([pd.read_csv(p) for p in sorted(grid.rglob("results.csv"))], ignore_index=True)
     frame["strategy"] = frame["strategy"].fillna("")
     summary = relative_to_finetuned(frame, references, [0.5])
