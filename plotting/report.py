@@ -18,6 +18,7 @@ from benchmarks.results import SIZE_OBJECTIVES, best_so_far_rows, read_results
 from plotting.document import Cell, Heading, Paragraph, Section, Table
 from plotting.hypervolume import final_hypervolume, hypervolume_over_time, resolve_size_column
 from plotting.normalize import NORMALIZERS
+from plotting.paper_tables import DEFAULT_SECONDARY_METRICS, parse_secondary_metrics
 from plotting.report_sections import (
     FIGURES_DIR,
     RANKS_TEX,
@@ -36,6 +37,7 @@ from plotting.report_sections import (
     relative_section,
     write_documents,
 )
+from plotting.study import is_study_root, study_section
 from plotting.style import method_colors
 from plotting.supernet_report import split_supernet_runs, supernet_of, supernet_section, write_supernet_report
 
@@ -120,6 +122,9 @@ def write_report(
     boxplot_section(final, "search_space", "search spaces", ctx)
     for folder, metrics in supernets.items():
         supernet_section(folder, metrics, ctx)
+    for source in filter(is_study_root, sources):
+        ctx.blocks += catching(ctx, study_section, Path(source), frame, trajectories, settings.table_fractions_pruned,
+                               settings.size_objective, settings.secondary_metrics).to_blocks()
     for section in sections:
         ctx.blocks += section.to_blocks()
     return write_documents(ctx, title)
@@ -147,6 +152,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--grid-points", type=int, default=100, help="points of the common time grid")
     parser.add_argument("--cross-task-pruned", type=float, default=0.5, metavar="FRACTION",
                         help="fraction pruned of the cross-task relative-performance table (default: 0.5)")
+    parser.add_argument("--secondary-metrics", nargs="*", metavar="TASK:METRIC",
+                        default=[f"{task}:{metric}" for task, metric in DEFAULT_SECONDARY_METRICS],
+                        help="also report TASK's rows in METRIC (one of its metrics besides the main one) as a "
+                             "cross-task column 'TASK (METRIC)' (default: mrpc:accuracy; none: no extra columns)")
     return parser
 
 
@@ -167,6 +176,7 @@ def check_report_arguments(args: argparse.Namespace) -> None:
                          "(normalised objectives lie in [0, 1]); use positive values, e.g. the default 2 2")
     if args.bootstrap_samples < 1:
         raise ValueError(f"--bootstrap-samples must be at least 1, got {args.bootstrap_samples}")
+    parse_secondary_metrics(args.secondary_metrics)
 
 
 def run_report(args: argparse.Namespace) -> Path:
@@ -176,6 +186,7 @@ def run_report(args: argparse.Namespace) -> Path:
         size_objective=args.size_objective, normalization=args.normalization,
         reference_point=tuple(args.reference_point), bootstrap_samples=args.bootstrap_samples, seed=args.seed,
         grid_points=args.grid_points, cross_task_fraction_pruned=args.cross_task_pruned,
+        secondary_metrics=parse_secondary_metrics(args.secondary_metrics),
     )
     return write_report(args.results, args.out, settings=settings)
 

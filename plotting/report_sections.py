@@ -47,6 +47,7 @@ from plotting.hypervolume import (
     summarize_over_seeds,
 )
 from plotting.paper_tables import (
+    DEFAULT_SECONDARY_METRICS,
     SEARCHER_KINDS,
     TABLES_DIR,
     ranks_table,
@@ -78,6 +79,8 @@ class ReportSettings:
     figure_fractions_pruned: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.91, 0.05), 2))
     rank_time_fractions: tuple[float, ...] = (0.1, 0.5, 1.0)
     cross_task_fraction_pruned: float = 0.5  # the pruning level of the paper's cross-task table
+    # (task, metric): a cross-task column of the task's rows measured in that metric beside its main one
+    secondary_metrics: tuple[tuple[str, str], ...] = DEFAULT_SECONDARY_METRICS
 
     def hypervolume(self) -> HypervolumeSettings:
         return HypervolumeSettings(
@@ -313,7 +316,8 @@ def paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: ReportCo
         "performance of the best-validation sub-network within the size, relative to the unpruned model. Ranks: "
         "searchers (weight-sharing and standard NAS) ranked by final hypervolume per task and seed."))
     if frame["test_error"].notna().any():
-        relative = catching(ctx, relative_table, frame, fraction, ctx.settings.size_objective)
+        relative = catching(ctx, relative_table, frame, fraction, ctx.settings.size_objective,
+                            ctx.settings.secondary_metrics)
         name = relative_file_name(fraction)
         write_latex(relative, ctx.out_dir, name)
         ctx.blocks += [Paragraph(f"{relative.caption} ({TABLES_DIR}/{name})."), relative.table]

@@ -20,6 +20,7 @@ from plotting.learning_curves import (
     supernet_run_metrics,
 )
 from plotting.report_sections import ReportContext, ReportSettings, slug, write_documents
+from plotting.study import is_study_root, supernet_folders
 from plotting.style import new_figure
 
 SupernetRuns = dict[Path, dict[str, Any]]  # folder -> its metrics.json
@@ -61,6 +62,12 @@ def split_supernet_runs(sources: Sequence[str | os.PathLike]) -> tuple[list[str 
     for found in map(_supernet_run_of, results):
         if found is not None and found[0] not in supernets:
             supernets[found[0]] = found[1]
+    for root in filter(is_study_root, results):  # a grid's super-networks, also where run.json's paths are gone
+        known = {folder.resolve() for folder in supernets}
+        for folder in supernet_folders(Path(root)):
+            metrics = supernet_run_metrics(folder) if folder.resolve() not in known else None
+            if metrics is not None:
+                supernets[folder] = metrics
     return results, supernets
 
 

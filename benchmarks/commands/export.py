@@ -33,7 +33,14 @@ import pandas as pd
 from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE, SuperNetSource
 from benchmarks.commands.options import check_option_ranges
 from benchmarks.files import write_json_atomic
-from benchmarks.results import RESULTS_FILE, best_epoch_rows, mark_pareto, read_results
+from benchmarks.results import (
+    OPTIONAL_COLUMNS,
+    RESULTS_FILE,
+    best_epoch_rows,
+    mark_pareto,
+    parse_metrics,
+    read_results,
+)
 
 SUBNETWORK_FILE = "subnetwork.json"
 EXPORT_FILE = "export.json"
@@ -141,6 +148,8 @@ def pick_rows(frame: pd.DataFrame, pick: Pick, run_id: str | None = None) -> pd.
 def row_record(row: pd.Series) -> dict[str, Any]:
     """The JSON of one exported sub-network: its config and the fields of its results row."""
     record = {name: _jsonable(row[name]) for name in ROW_FIELDS if name in row.index}
+    for name in OPTIONAL_COLUMNS:  # every task metric on each split, {} where not scored
+        record[name] = parse_metrics(row.get(name))
     record["config"] = json.loads(row["config"])
     return record
 

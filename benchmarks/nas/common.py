@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from baselines.searchers.ask_tell import plain_config
 from benchmarks.nas.trial import PROTOCOL_FIELDS, TrialProtocol, TrialSettings
-from benchmarks.objectives import config_cost, initial_design, objective_names
+from benchmarks.objectives import config_cost, initial_design, metrics_of_fields, objective_names
 from benchmarks.results import ResultRow, mark_pareto_best_epochs, rows_to_frame, write_atomic
 from search_spaces import SearchSpace
 
@@ -137,6 +137,7 @@ class RowMaker:
     seed: int
     size_objective: str
     seq_len: int
+    metrics: tuple[str, ...] = ()  # the task's metrics, reported per split as ``valid_NAME``/``test_NAME``
 
     def __call__(self, config: Mapping[str, Any], result: Mapping[str, Any], runtime_s: float) -> ResultRow:
         config = plain_config({key: config[key] for key in self.space.keys})
@@ -157,6 +158,8 @@ class RowMaker:
             runtime_s=float(runtime_s),
             size_objective=self.size_objective,
             epoch=float(result[RESOURCE_ATTR]),
+            valid_metrics=metrics_of_fields(result, "valid", self.metrics),
+            test_metrics=metrics_of_fields(result, "test", self.metrics),
             **cost.as_row_fields(),
         )
 
@@ -237,5 +240,6 @@ def build_setup(args: NasSettings, output_dir: Path, threads: int | None = None,
     )
     row_maker = RowMaker(space=space, run_id=args.run_id or default_run_id(args), task=task.name,
                          model=str(args.model), searcher=args.searcher, search_space=args.search_space,
-                         seed=args.seed, size_objective=args.size_objective, seq_len=settings.seq_len)
+                         seed=args.seed, size_objective=args.size_objective, seq_len=settings.seq_len,
+                         metrics=tuple(task.metrics))
     return NasSetup(settings, space, scheduler, row_maker)

@@ -10,9 +10,10 @@ starts trials, by the environment variable ``PLM_NAS_TRIAL_SETTINGS``.
 
 The trial extracts the sub-network from the pre-trained model (a physically smaller model computing exactly
 that sub-network, faster on CPU than masking), fine-tunes it with AdamW and a linear schedule, and after every
-epoch reports ``epoch``, ``valid_error``, ``test_error`` and the cost fields (the size objective among them)
-through ``syne_tune.Reporter``. With ``save_models`` it keeps the best-validation epoch's model in
-``TRIAL/best_model`` (with ``trial.json``), which ``plm-nas export`` copies.
+epoch reports ``epoch``, ``valid_error``, ``test_error``, every task metric of both splits (``valid_f1``,
+``test_accuracy``, ...) and the cost fields (the size objective among them) through ``syne_tune.Reporter``.
+With ``save_models`` it keeps the best-validation epoch's model in ``TRIAL/best_model`` (with ``trial.json``),
+which ``plm-nas export`` copies.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -30,7 +31,7 @@ import torch
 from baselines.searchers.ask_tell import plain_config
 from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE
 from benchmarks.files import write_folder_atomic, write_json_atomic
-from benchmarks.objectives import CostFields, check_size_objective, masks_cost
+from benchmarks.objectives import CostFields, check_size_objective, masks_cost, metric_fields, metrics_of_fields
 from benchmarks.tasks.loaders import DataSettings
 
 TRIAL_SETTINGS_ENV = "PLM_NAS_TRIAL_SETTINGS"
@@ -129,10 +130,24 @@ class EpochResult:
     valid_error: float
     test_error: float
     cost: CostFields
+    valid_metrics: dict[str, float] = field(default_factory=dict)  # every task metric, e.g. {"f1": .., "accuracy": ..}
+    test_metrics: dict[str, float] = field(default_factory=dict)
+
+    def scores(self) -> dict[str, float]:
+        """The epoch's errors and task metrics as flat fields (``valid_error``, ``valid_f1``, ...)."""
+        return {"valid_error": self.valid_error, "test_error": self.test_error,
+                **metric_fields("valid", self.valid_metrics), **metric_fields("test", self.test_metrics)}
 
     def report_fields(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "valid_error": self.valid_error, "test_error": self.test_error,
-                **self.cost.as_row_fields()}
+        return {"epoch": self.epoch, **self.scores(), **self.cost.as_row_fields()}
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any], cost: CostFields, metrics: Sequence[str]) -> "EpochResult":
+        """An epoch back from its history record or report (an older one has no task metrics)."""
+        return cls(epoch=int(fields["epoch"]), valid_error=float(fields["valid_error"]),
+                   test_error=float(fields["test_error"]), cost=cost,
+                   valid_metrics=metrics_of_fields(fields, "valid", metrics),
+                   test_metrics=metrics_of_fields(fields, "test", metrics))
 
 
 def search_space_part(config: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
@@ -170,6 +185,7 @@ def run_trial(
     """
     # Imported here: only a running trial needs them, not `plm-nas nas`, which imports TrialSettings.
     from benchmarks.finetuning import BestEpoch, FixedNetwork, fine_tune, name_labels
+    from benchmarks.results import task_metrics
     from benchmarks.tasks.definition import task_from_definition
     from benchmarks.tasks.loaders import task_loaders
     from benchmarks.tasks.metrics import metrics_fn
@@ -200,10 +216,11 @@ def run_trial(
     best_dir = Path(trial_dir) / BEST_MODEL_DIR if settings.save_models and trial_dir is not None else None
 
     def errors(trainer: Trainer, epoch: int) -> dict[str, Any]:
-        valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics["error"]
-        test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics["error"]
-        results.append(EpochResult(epoch=epoch, valid_error=float(valid), test_error=float(test), cost=cost))
-        return {"valid_error": results[-1].valid_error, "test_error": results[-1].test_error}
+        valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics
+        test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics
+        results.append(EpochResult(epoch=epoch, valid_error=float(valid["error"]), test_error=float(test["error"]),
+                                   cost=cost, valid_metrics=task_metrics(valid), test_metrics=task_metrics(test)))
+        return results[-1].scores()
 
     def keep_model(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         if best_dir is not None:
@@ -217,8 +234,7 @@ def run_trial(
         print(f"resumed after epoch {trainer.epoch} from {checkpoint_dir}", flush=True)
         if report_restored:
             for record in trainer.history:
-                report(**EpochResult(epoch=int(record["epoch"]), valid_error=float(record["valid_error"]),
-                                     test_error=float(record["test_error"]), cost=cost).report_fields())
+                report(**EpochResult.from_fields(record, cost, task.metrics).report_fields())
 
     protocol = settings.protocol
     config_ = TrainerConfig(epochs=protocol.epochs, lr=protocol.lr, batch_size=protocol.batch_size,

@@ -30,14 +30,14 @@ def finetuned_dir(tmp_path_factory):
     return folder
 
 
-def run_prune(method: str, finetuned_dir, glue_dir, output_dir, *extra: str):
+def run_prune(method: str, finetuned_dir, glue_dir, output_dir, *extra: str, task: str = "rte"):
     from benchmarks.commands import prune
     from benchmarks.prune.rows import DETAILS_FILE
     from benchmarks.results import read_results
 
     parser = argparse.ArgumentParser()
     prune.add_arguments(parser)
-    argv = ["--method", method, "--finetuned", str(finetuned_dir), "--task", "rte", "--data-dir", str(glue_dir),
+    argv = ["--method", method, "--finetuned", str(finetuned_dir), "--task", task, "--data-dir", str(glue_dir),
             "--output-dir", str(output_dir), "--max-valid-samples", "24", "--max-test-samples", "24",
             "--seed", "3", "--device", "cpu", "--threads", "1", "--no-progress", "--seq-len", "64", *extra]
     assert prune.run(parser.parse_args(argv)) == 0
@@ -81,6 +81,8 @@ def test_prune_layer_drop_end_to_end(finetuned_dir, glue_dir, tmp_path):
         best = min(history, key=lambda h: h["valid_error"])
         assert row["epoch"] == best["epoch"] and row["valid_error"] == best["valid_error"]
         assert row["test_error"] == best["test_error"]  # test error of the best-validation epoch
+        assert json.loads(row["valid_metrics"]) == {"accuracy": best["valid_accuracy"]}  # RTE's one metric
+        assert json.loads(row["test_metrics"]) == {"accuracy": best["test_accuracy"]}
 
 
 def test_prune_head_prune_end_to_end(finetuned_dir, glue_dir, tmp_path):
@@ -89,6 +91,35 @@ def test_prune_head_prune_end_to_end(finetuned_dir, glue_dir, tmp_path):
     heads = [int(np.sum(json.loads(c)["heads"])) for c in frame["config"]]
     assert heads == [12, 9, 6, 3, 1]
     assert [entry.get("step") for entry in details["rows"]] == [None, 1, 2, 3, 4]
+
+
+def test_prune_rows_hold_every_mrpc_metric_of_their_saved_models(finetuned_dir, glue_dir, tmp_path):
+    """MRPC rows record F1 (the main metric) and accuracy on both splits, as the task's metric function scores
+    each saved model's predictions."""
+    from benchmarks.results import task_metrics
+    from benchmarks.tasks.loaders import DataSettings, make_dataloaders, task_splits
+    from benchmarks.tasks.metrics import metrics_fn
+    from supernet.evaluation import evaluate
+    from supernet.extract import load_extracted
+    from supernet.loading import load_tokenizer
+
+    task = get_task("mrpc")
+    frame, details = run_prune("head-prune", finetuned_dir, glue_dir, tmp_path, "--step-fraction", "0.5",
+                               "--save-models", task="mrpc")
+    assert len(frame) == 3 and (frame["task"] == "mrpc").all()
+    splits = task_splits(task, DataSettings(data_dir=str(glue_dir), dataset_seed=0, max_valid_samples=24,
+                                            max_test_samples=24))
+    loaders = make_dataloaders(task, {split: splits[split] for split in ("validation", "test")},
+                               load_tokenizer(str(finetuned_dir / "best_model")), batch_size=32)
+    for (_, row), entry in zip(frame.iterrows(), details["rows"]):
+        model = load_extracted(entry["model_dir"], device="cpu")
+        scores = {split: evaluate(model, loaders[split], metrics_fn=metrics_fn(task)).metrics
+                  for split in ("validation", "test")}
+        assert json.loads(row["valid_metrics"]) == task_metrics(scores["validation"])
+        assert json.loads(row["test_metrics"]) == task_metrics(scores["test"])
+        assert list(json.loads(row["valid_metrics"])) == ["f1", "accuracy"]
+        assert row["valid_error"] == pytest.approx(scores["validation"]["error"])
+        assert entry["valid_metrics"] == task_metrics(scores["validation"])  # prune.json too
 
 
 def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_dir, glue_dir, tmp_path):
