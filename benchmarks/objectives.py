@@ -8,7 +8,7 @@ the same functions here, so a row's cost fields never depend on who produced it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from benchmarks.results import SIZE_OBJECTIVES
 from search_spaces import DEFAULT_SEQ_LEN, SearchSpace, SubNetworkCost, cost_of
@@ -76,6 +76,17 @@ def masks_cost(shape: ModelShape, masks: SubNetworkMasks, seq_len: int = DEFAULT
 def config_cost(space: SearchSpace, config: Mapping[str, Any], seq_len: int = DEFAULT_SEQ_LEN) -> CostFields:
     """Cost fields of the sub-network a search-space config selects."""
     return masks_cost(space.shape, space.to_masks(config), seq_len=seq_len)
+
+
+def metric_fields(prefix: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """A split's task metrics as flat report fields ``PREFIX_NAME`` (e.g. ``valid_accuracy``), as trials report
+    them (scalars only: Syne Tune and Ray Tune pass them on, and journals and checkpoints keep them)."""
+    return {f"{prefix}_{name}": float(value) for name, value in metrics.items()}
+
+
+def metrics_of_fields(fields: Mapping[str, Any], prefix: str, names: Sequence[str]) -> dict[str, float]:
+    """The task metrics ``names`` back from :func:`metric_fields` (those present; none from older reports)."""
+    return {name: float(fields[f"{prefix}_{name}"]) for name in names if f"{prefix}_{name}" in fields}
 
 
 def initial_design(space: Any) -> list[dict[str, Any]]:

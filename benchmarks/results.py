@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,13 @@ COLUMNS: tuple[str, ...] = (
     "runtime_s",  # wall-clock seconds since the run started
     "epoch",  # epoch of the reported row (standard NAS), else empty
     "pareto",  # on the (valid_error, size objective) front of its run
+    "valid_metrics",  # JSON object of every task metric on the validation split ("" where not scored)
+    "test_metrics",  # the same on the test split ("" where not scored)
 )
+# Columns added after the first results files were written: a file without them loads with them empty.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("valid_metrics", "test_metrics")
+# Entries of a task's scores derived from its metrics (``benchmarks.tasks.metrics.compute_metrics``), not metrics.
+DERIVED_SCORES: tuple[str, ...] = ("main", "error")
 
 KINDS = ("standard", "weight-sharing", "baseline")
 SIZE_OBJECTIVES = ("param_fraction", "encoder_param_fraction", "mac_fraction")
@@ -76,6 +82,8 @@ class ResultRow:
     test_error: float = float("nan")
     epoch: float = float("nan")
     pareto: bool = False
+    valid_metrics: dict[str, float] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -83,10 +91,38 @@ class ResultRow:
         if self.size_objective not in SIZE_OBJECTIVES:
             raise ValueError(f"size_objective must be one of {SIZE_OBJECTIVES}, got {self.size_objective!r}")
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle, also a row pickled before the metrics fields (e.g. in a Ray experiment's saved state)."""
+        self.__dict__.update({"valid_metrics": {}, "test_metrics": {}, **state})
+
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
         record["config"] = json.dumps(self.config, sort_keys=True)
+        record["valid_metrics"] = metrics_json(self.valid_metrics)
+        record["test_metrics"] = metrics_json(self.test_metrics)
         return {name: record[name] for name in COLUMNS}
+
+
+# ------------------------------------------------------------------------------------------- task metrics
+
+
+def task_metrics(scores: Mapping[str, float]) -> dict[str, float]:
+    """Every metric of a task's scores, in their order, without the derived ``main`` and ``error``."""
+    return {str(name): float(value) for name, value in scores.items() if name not in DERIVED_SCORES}
+
+
+def metrics_json(metrics: Mapping[str, float] | None) -> str:
+    """The cell of a metrics column: a JSON object, or "" when nothing was measured."""
+    return json.dumps({str(k): float(v) for k, v in metrics.items()}) if metrics else ""
+
+
+def parse_metrics(cell: Any) -> dict[str, float]:
+    """A metrics cell as a dict: {} for "", NaN or None (not measured, or a file from before the column)."""
+    if isinstance(cell, Mapping):
+        return {str(k): float(v) for k, v in cell.items()}
+    if cell is None or (isinstance(cell, float) and np.isnan(cell)) or not str(cell).strip():
+        return {}
+    return {str(k): float(v) for k, v in json.loads(str(cell)).items()}
 
 
 def pareto_mask(errors: Iterable[float], sizes: Iterable[float]) -> list[bool]:
@@ -107,6 +143,8 @@ def pareto_mask(errors: Iterable[float], sizes: Iterable[float]) -> list[bool]:
 def rows_to_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
     records = [r.to_record() if isinstance(r, ResultRow) else r for r in rows]
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    for column in OPTIONAL_COLUMNS:
+        frame[column] = frame[column].fillna("")
     return frame
 
 
@@ -155,14 +193,18 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(path, keep_default_na=True,
-                                dtype={"strategy": str, "searcher": str, "search_space": str})
+                                dtype={"strategy": str, "searcher": str, "search_space": str,
+                                       **{column: str for column in OPTIONAL_COLUMNS}})
     except Exception as err:  # noqa: BLE001 - pandas' parser and Unicode errors name no file
         message = " ".join(str(err).split()) or type(err).__name__
         raise ValueError(f"cannot read the results table {path}: {message}") from err
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    missing = [c for c in COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"{path} is not a results table: missing columns {missing}")
-    for col in ("strategy", "searcher", "search_space"):
+    for col in OPTIONAL_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = ""
+    for col in ("strategy", "searcher", "search_space", *OPTIONAL_COLUMNS):
         frame[col] = frame[col].fillna("")
     return frame
 
@@ -227,3 +269,42 @@ def mark_pareto_best_epochs(frame: pd.DataFrame) -> pd.DataFrame:
     best = mark_pareto(best_epoch_rows(frame))
     frame.loc[best.index, "pareto"] = best["pareto"].astype(bool)
     return frame
+
+
+# -------------------------------------------------------------------------------------------- another metric
+
+
+def metric_values(frame: pd.DataFrame, column: str, metric: str) -> pd.Series:
+    """``metric`` from each row's metrics column (``valid_metrics`` or ``test_metrics``), NaN where it is absent."""
+    cells = frame[column] if column in frame.columns else pd.Series("", index=frame.index)
+    return pd.Series([parse_metrics(cell).get(metric, np.nan) for cell in cells], index=frame.index, dtype=float)
+
+
+def metric_task(task: str, metric: str) -> str:
+    """The task name of rows re-expressed in ``metric``, e.g. ``"mrpc (accuracy)"``."""
+    return f"{task} ({metric})"
+
+
+def with_metric(frame: pd.DataFrame, metric: str, select_by_metric: bool = False) -> pd.DataFrame:
+    """The rows re-expressed in ``metric``, one of the task metrics their ``valid_metrics`` hold.
+
+    ``test_error`` becomes ``1 - test_metrics[metric]`` (NaN where the test split was not scored) and ``task``
+    becomes :func:`metric_task` (e.g. ``"mrpc (accuracy)"``), so the rows form a task of their own in cross-task
+    tables. Rows whose ``valid_metrics`` lack ``metric`` (not scored, or a file from before the column) are dropped.
+
+    By default ``valid_error`` stays the main metric's: what each run chose (its front, the best epoch of each
+    standard-NAS trial, the best-validation sub-network within a size) is unchanged, and only how the chosen
+    sub-networks are measured changes; so the test scores a weight-sharing search took on its front stay usable.
+    With ``select_by_metric`` ``valid_error`` becomes ``1 - valid_metrics[metric]`` as well, as if the runs had
+    minimised it, and ``pareto`` is recomputed (a weight-sharing run then may choose a sub-network off the
+    front it was searched for, which has no test score).
+    """
+    valid = metric_values(frame, "valid_metrics", metric)
+    test = metric_values(frame, "test_metrics", metric)
+    rows = frame.loc[valid.notna()].copy()
+    rows["test_error"] = 1.0 - test[rows.index]
+    if select_by_metric:
+        rows["valid_error"] = 1.0 - valid[rows.index]
+        rows = mark_pareto_best_epochs(rows)
+    rows["task"] = [metric_task(str(task), metric) for task in rows["task"]]
+    return rows

@@ -36,6 +36,7 @@ _SOURCES = {
     "run_report": "plotting.report",
     "step_interpolate": "plotting.hypervolume",
     "summarize_over_seeds": "plotting.hypervolume",
+    "with_metric": "benchmarks.results",
     "write_report": "plotting.report",
 }
 __all__ = sorted(_SOURCES)

@@ -22,15 +22,35 @@ from plotting.style import new_figure
 SUPERNET_METRICS_FILE = "metrics.json"
 
 
-def is_supernet_run(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` is the output folder of ``plm-nas train-supernet`` with probe learning curves."""
+def _probe_metrics(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``metrics.json`` in ``folder`` when it records probes; ``None`` when there is none or it does not."""
     path = Path(folder) / SUPERNET_METRICS_FILE
     if not path.is_file():
-        return False
+        return None
     try:
-        return "probes" in json.loads(path.read_text(encoding="utf-8"))
+        metrics = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
+    return metrics if "probes" in metrics else None
+
+
+def is_supernet_run(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is the output folder of ``plm-nas train-supernet`` with probe learning curves."""
+    return _probe_metrics(folder) is not None
+
+
+def _check_history(metrics: Mapping[str, Any], path: Path) -> None:
+    if "probes" not in metrics or "history" not in metrics:
+        raise ValueError(f"{path} records no probe sub-networks (written by an older train-supernet?)")
+
+
+def supernet_run_metrics(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``metrics.json`` of a super-network run, read once: ``None`` where :func:`is_supernet_run` is false,
+    and the ``ValueError`` of :func:`read_supernet_metrics` when it records probes without their history."""
+    metrics = _probe_metrics(folder)
+    if metrics is not None:
+        _check_history(metrics, Path(folder) / SUPERNET_METRICS_FILE)
+    return metrics
 
 
 def read_supernet_metrics(folder: str | os.PathLike) -> dict[str, Any]:
@@ -42,8 +62,7 @@ def read_supernet_metrics(folder: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} not found: {folder} is not a train-supernet output folder") from err
     except ValueError as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
-    if "probes" not in metrics or "history" not in metrics:
-        raise ValueError(f"{path} records no probe sub-networks (written by an older train-supernet?)")
+    _check_history(metrics, path)
     return metrics
 
 

@@ -4,6 +4,9 @@ average ranks by final hypervolume, each cell the mean ± s.e. over seeds, rende
 * Relative performance (:func:`relative_at`): per run, the test performance of the best-validation sub-network
   whose size fraction is at most ``1 - fraction_pruned``, over the unpruned model's (see :mod:`plotting.relative`),
   in %. Higher is better; each task's best method is bold.
+  A task can also get a column per secondary metric, e.g. ``mrpc (accuracy)`` beside ``mrpc`` (its main metric,
+  F1): the same chosen sub-networks and unpruned model measured in that metric (see
+  :func:`benchmarks.results.with_metric`); :data:`DEFAULT_SECONDARY_METRICS` says which.
 * Ranks (:func:`final_ranks`): per task and seed, the searchers (weight-sharing and standard NAS, not the pruning
   baselines) that ran with that seed are ranked by their final hypervolume (1 = best, ties share the average
   rank); a cell is a method's mean rank over seeds, and ``average`` its mean over the tasks it ran on.
@@ -17,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from benchmarks.results import metric_values, with_metric
 from plotting.document import DASH, Cell, Table, format_mean_se
 from plotting.hypervolume import summarize_over_seeds
 from plotting.relative import relative_performance
@@ -26,6 +30,39 @@ TABLES_DIR = "tables"
 AVERAGE = "average"
 
 Method = tuple[str, str]  # (kind, method)
+# (task, metric) pairs reported beside the task's main metric: MRPC's constant predictor already scores an F1 of
+# 0.81, so its accuracy is reported too.
+DEFAULT_SECONDARY_METRICS: tuple[tuple[str, str], ...] = (("mrpc", "accuracy"),)
+
+
+def parse_secondary_metrics(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``TASK:METRIC`` strings (as ``plm-nas report --secondary-metrics`` takes them) as (task, metric) pairs."""
+    pairs = []
+    for value in values:
+        task, _, metric = str(value).rpartition(":")
+        if not task or not metric:
+            raise ValueError(f"--secondary-metrics takes TASK:METRIC, e.g. mrpc:accuracy; got {value!r}")
+        pairs.append((task, metric))
+    return tuple(pairs)
+
+
+def with_secondary_metrics(frame: pd.DataFrame, secondary: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """``frame`` plus, for each (task, metric) of ``secondary``, the task's rows re-expressed in ``metric`` as the
+    task ``"TASK (METRIC)"`` (:func:`benchmarks.results.with_metric`). A pair is skipped where no row of the task
+    carries the metric (older files) or where it is the task's main metric (it equals every row's validation
+    error)."""
+    parts = [frame]
+    for task, metric in secondary:
+        rows = frame[frame["task"].astype(str) == task]
+        values = metric_values(rows, "valid_metrics", metric)
+        measured = values.notna()
+        if not measured.any():
+            continue
+        main = np.isclose(1.0 - values[measured], rows.loc[measured, "valid_error"].astype(float), rtol=0, atol=1e-12)
+        if main.all():
+            continue
+        parts.append(with_metric(rows, metric))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else frame
 
 
 def relative_at(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None) -> pd.DataFrame:
@@ -83,12 +120,19 @@ def cross_task_table(summary: pd.DataFrame, higher_is_better: bool, text: Callab
     return Table(header, rows)
 
 
-def relative_table(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None) -> CrossTaskTable:
-    """The cross-task relative-performance table at ``fraction_pruned``, in % of the unpruned model."""
-    summary = relative_at(frame, fraction_pruned, size_column)
+def relative_table(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None,
+                   secondary_metrics: Sequence[tuple[str, str]] = ()) -> CrossTaskTable:
+    """The cross-task relative-performance table at ``fraction_pruned``, in % of the unpruned model, with a column
+    per (task, metric) of ``secondary_metrics`` whose rows carry that metric (:func:`with_secondary_metrics`)."""
+    extended = with_secondary_metrics(frame, secondary_metrics)
+    summary = relative_at(extended, fraction_pruned, size_column)
     table = cross_task_table(summary, True, lambda mean, se: format_mean_se(mean, se, digits=1, scale=100.0))
     caption = (f"Relative performance (% of the unpruned model's test performance) at {100 * fraction_pruned:g}% "
                "pruned, mean ± s.e. over seeds")
+    added = sorted(set(extended["task"].astype(str)) - set(frame["task"].astype(str)))
+    if added:
+        caption += (f"; {', '.join(added)}: the same sub-networks (chosen by the task's main metric on validation) "
+                    "and unpruned model, measured in that metric")
     return CrossTaskTable(table, caption)
 
 

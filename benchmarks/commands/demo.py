@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +33,40 @@ from benchmarks.tasks.registry import TaskSpec
 from plotting.document import Cell, Paragraph, Section, Table
 
 STAGES = ("train-supernet", "search", "export", "latency", "report")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything ``plm-nas demo`` does, parsed once from its (checked) options."""
+
+    output_dir: Path
+    model: str = "minilm"
+    task: str = "sst2"
+    custom_data: tuple[str, ...] = ()  # the options of your own data, passed on to the stages
+    data_dir: str | None = None
+    search_space: str = "small"
+    strategy: str = "sandwich"
+    searcher: str = "nsga2"
+    size_objective: str = "mac_fraction"
+    epochs: int = 1
+    max_train_samples: int = 2000
+    max_valid_samples: int = 512
+    num_samples: int = 100
+    latency_examples: int = 256
+    seed: int = 0
+    threads: int | None = None
+    device: str = "auto"
+    no_progress: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "DemoSettings":
+        custom = tuple(custom_data_argv(args)) if custom_data_given(args) else ()
+        return cls(output_dir=Path(args.output_dir), model=args.model, task=args.task, custom_data=custom,
+                   data_dir=args.data_dir, search_space=args.search_space, strategy=args.strategy,
+                   searcher=args.searcher, size_objective=args.size_objective, epochs=args.epochs,
+                   max_train_samples=args.max_train_samples, max_valid_samples=args.max_valid_samples,
+                   num_samples=args.num_samples, latency_examples=args.latency_examples, seed=args.seed,
+                   threads=args.threads, device=args.device, no_progress=args.no_progress)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,38 +167,44 @@ def check_demo_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train a super-network, search it, export the front, time the models and write the report."""
+    check_demo_options(args)
+    return run_demo(DemoSettings.from_args(args))
+
+
+def run_demo(settings: DemoSettings) -> int:
+    """The demo's stages, each the ``plm-nas`` command a user can run alone."""
     from plotting.report import write_report
 
-    check_demo_options(args)
-    out = Path(args.output_dir)
+    out = settings.output_dir
     started = time.time()
-    common = ["--seed", str(args.seed), "--device", args.device]
-    data = ["--data-dir", args.data_dir] if args.data_dir else []
-    task = custom_data_argv(args) if custom_data_given(args) else ["--task", args.task]
-    threads = ["--threads", str(args.threads)] if args.threads else []
-    quiet = ["--no-progress"] if args.no_progress else []
+    common = ["--seed", str(settings.seed), "--device", settings.device]
+    data = ["--data-dir", settings.data_dir] if settings.data_dir else []
+    task = list(settings.custom_data) if settings.custom_data else ["--task", settings.task]
+    threads = ["--threads", str(settings.threads)] if settings.threads else []
+    quiet = ["--no-progress"] if settings.no_progress else []
     train_dir, search_dir, models_dir, report_dir = out / "train", out / "search", out / "models", out / "report"
     resume = ["--resume"] if (train_dir / "checkpoint").exists() else []
 
     _stage("train-supernet", [
-        "train-supernet", "--model", args.model, *task, *data, "--output-dir", str(train_dir),
-        "--search-space", args.search_space, "--strategy", args.strategy, "--epochs", str(args.epochs),
-        "--max-train-samples", str(args.max_train_samples), "--max-valid-samples", str(args.max_valid_samples),
+        "train-supernet", "--model", settings.model, *task, *data, "--output-dir", str(train_dir),
+        "--search-space", settings.search_space, "--strategy", settings.strategy, "--epochs", str(settings.epochs),
+        "--max-train-samples", str(settings.max_train_samples), "--max-valid-samples", str(settings.max_valid_samples),
         "--lr", "5e-5", *common, *threads, *quiet, *resume,
     ])
     search_resume = ["--resume"] if (search_dir / "results.csv").exists() else []
     _stage("search", [
         "search", "--supernet", str(train_dir / "supernet"), "--output-dir", str(search_dir),
-        "--searcher", args.searcher, "--num-samples", str(args.num_samples),
-        "--max-valid-samples", str(args.max_valid_samples), "--size-objective", args.size_objective,
+        "--searcher", settings.searcher, "--num-samples", str(settings.num_samples),
+        "--max-valid-samples", str(settings.max_valid_samples), "--size-objective", settings.size_objective,
         *common, *threads, *quiet, *search_resume,
     ])
     _stage("export", ["export", "--results", str(search_dir), "--pick", "pareto", "--supernet",
                       str(train_dir / "supernet"), "--out", str(models_dir)])
 
     print("\n== latency: extracted Pareto-optimal models on the test split", flush=True)
-    task_of_run = read_task_file(train_dir) or args.task  # your own data: the stored definition
-    latency = measure_exported(models_dir, task_of_run, args.data_dir, args.latency_examples, device=args.device)
+    task_of_run = read_task_file(train_dir) or settings.task  # your own data: the stored definition
+    latency = measure_exported(models_dir, task_of_run, settings.data_dir, settings.latency_examples,
+                               device=settings.device)
     write_atomic(latency, models_dir / "latency.csv")
     table = latency_table(latency)
     (models_dir / "latency.md").write_text(table.to_markdown() + "\n")

@@ -33,7 +33,14 @@ import pandas as pd
 from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE, SuperNetSource
 from benchmarks.commands.options import check_option_ranges
 from benchmarks.files import write_json_atomic
-from benchmarks.results import RESULTS_FILE, best_epoch_rows, mark_pareto, read_results
+from benchmarks.results import (
+    OPTIONAL_COLUMNS,
+    RESULTS_FILE,
+    best_epoch_rows,
+    mark_pareto,
+    parse_metrics,
+    read_results,
+)
 
 SUBNETWORK_FILE = "subnetwork.json"
 EXPORT_FILE = "export.json"
@@ -141,6 +148,8 @@ def pick_rows(frame: pd.DataFrame, pick: Pick, run_id: str | None = None) -> pd.
 def row_record(row: pd.Series) -> dict[str, Any]:
     """The JSON of one exported sub-network: its config and the fields of its results row."""
     record = {name: _jsonable(row[name]) for name in ROW_FIELDS if name in row.index}
+    for name in OPTIONAL_COLUMNS:  # every task metric on each split, {} where not scored
+        record[name] = parse_metrics(row.get(name))
     record["config"] = json.loads(row["config"])
     return record
 
@@ -257,13 +266,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="device to load the super-network on")
 
 
+@dataclass(frozen=True)
+class ExportSettings:
+    """Everything ``plm-nas export`` does, parsed once from its options."""
+
+    results: Path
+    pick: Pick
+    out: Path
+    supernet: Path | None = None
+    run_id: str | None = None
+    device: str = "cpu"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ExportSettings":
+        return cls(results=Path(args.results), pick=Pick.parse(args.pick), out=Path(args.out), supernet=args.supernet,
+                   run_id=args.run_id, device=args.device)
+
+
 def run(args: argparse.Namespace) -> int:
     check_option_ranges(args)
-    pick = Pick.parse(args.pick)
-    results = Path(args.results)
-    frame = read_results(results)
-    root = results if results.is_dir() else results.parent
-    records = export(frame, pick, Path(args.out), supernet=args.supernet, results_root=root,
-                     run_id=args.run_id, device=args.device)
-    print(f"exported {len(records)} sub-network(s) to {args.out}", flush=True)
+    settings = ExportSettings.from_args(args)
+    frame = read_results(settings.results)
+    root = settings.results if settings.results.is_dir() else settings.results.parent
+    records = export(frame, settings.pick, settings.out, supernet=settings.supernet, results_root=root,
+                     run_id=settings.run_id, device=settings.device)
+    print(f"exported {len(records)} sub-network(s) to {settings.out}", flush=True)
     return 0

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from benchmarks.commands.options import add_task_arguments, check_option_ranges, custom_data_given, task_spec
 
 if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
+    from benchmarks.tasks.registry import TaskSpec
     from search_spaces.shape import ModelShape
 
 
@@ -62,23 +64,46 @@ def describe(shape: ModelShape, seq_len: int) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class InfoSettings:
+    """What ``plm-nas info`` describes, parsed once from its options (``task=None``: no task given)."""
+
+    model: str = "minilm"
+    task: TaskSpec | None = None
+    seq_len: int = 128
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "InfoSettings":
+        task = task_spec(args) if args.task or custom_data_given(args) else None
+        return cls(model=args.model, task=task, seq_len=args.seq_len)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the model's shape, the task's labels and metric, and each search space's size and extremes."""
+    check_option_ranges(args)
+    settings = InfoSettings.from_args(args)
+    shape, header = model_summary(settings)
+    for line in header:
+        print(line)
+    for line in describe(shape, settings.seq_len):
+        print(line)
+    return 0
+
+
+def model_summary(settings: InfoSettings) -> tuple[ModelShape, list[str]]:
+    """The model's shape (with the task's head, when a task is given) and the lines naming the model and task."""
     from search_spaces.shape import ModelShape
     from supernet.loading import load_config, resolve_model_name
 
-    check_option_ranges(args)
     head, num_labels, task_line = "sequence-classification", 2, None
-    if args.task or custom_data_given(args):
-        task = task_spec(args)
+    task = settings.task
+    if task is not None:
         head, num_labels = task.head, task.num_labels
         task_line = f"task: {task.name} ({'regression' if task.is_regression else f'{task.num_labels} classes'}, "
         task_line += f"metric {task.main_metric})"
-    config = load_config(args.model, num_labels=num_labels)
+    config = load_config(settings.model, num_labels=num_labels)
     shape = ModelShape.from_config(config, head=head)
-    print(f"model: {resolve_model_name(args.model)}")
+    header = [f"model: {resolve_model_name(settings.model)}"]
     if task_line:
-        print(task_line)
-    for line in describe(shape, args.seq_len):
-        print(line)
-    return 0
+        header.append(task_line)
+    return shape, header

@@ -108,7 +108,8 @@ def task_spec(args: argparse.Namespace, stored: object = None) -> object:
     :class:`~benchmarks.errors.UsageError` naming the option or file.
     """
     from benchmarks.errors import UsageError
-    from benchmarks.tasks.registry import custom_task, get_task
+    from benchmarks.tasks.custom import custom_task
+    from benchmarks.tasks.registry import get_task
 
     if getattr(args, "train_file", None) is None:
         extra = [_flag(name) for name in CUSTOM_DATA_OPTIONS if getattr(args, name, None) is not None]

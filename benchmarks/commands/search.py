@@ -7,9 +7,10 @@ would put training examples into it; ``--force`` overrides the check). A config 
 re-evaluated: the searcher is told its cached result and no row is added. The budget counts evaluated
 (distinct) sub-networks, ``--num-samples`` (default 100, as in the paper), and/or seconds (``--max-wallclock``).
 At the end the Pareto set (validation error, size objective) is scored on the test split, each test error in
-its own row. ``--backend ray --eval-workers N`` scores on N Ray actors (:mod:`benchmarks.ws.ray_actors`); the
-searcher then proposes ``--search-batch`` sub-networks (default N) before it is told their results, and the
-run equals a single-process run with the same seed and search batch.
+its own row. Every row also records all of the task's metrics on validation (``valid_metrics``), and every
+front row those on test (``test_metrics``). ``--backend ray --eval-workers N`` scores on N Ray actors
+(:mod:`benchmarks.ws.ray_actors`); the searcher then proposes ``--search-batch`` sub-networks (default N) before
+it is told their results, and the run equals a single-process run with the same seed and search batch.
 
 ``OUTPUT/results.csv`` (one row per evaluated sub-network, ``epoch`` empty) is rewritten atomically after every
 evaluation (less often when rewriting would take over a tenth of the run, see :class:`ResultsTable`), so a
@@ -135,26 +136,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------------------------- evaluation backends
 
-Errors = Callable[[list[Any], str], list[float]]  # (configs, split) -> their errors, in order
+# (configs, split) -> their scores, in order: every task metric with ``main`` and ``error`` (1 - main)
+Scores = Callable[[list[Any], str], list[dict[str, float]]]
 
 
 @contextlib.contextmanager
-def local_evaluation(settings: SearchSettings, spec: ScorerSpec, scorer: SubNetworkScorer) -> Iterator[Errors]:
+def local_evaluation(settings: SearchSettings, spec: ScorerSpec, scorer: SubNetworkScorer) -> Iterator[Scores]:
     """Score sub-networks one after another with this process's super-network."""
-    yield lambda configs, split: [scorer.error(config, split) for config in configs]
+    yield lambda configs, split: [scorer.scores(config, split) for config in configs]
 
 
 @contextlib.contextmanager
-def ray_evaluation(settings: SearchSettings, spec: ScorerSpec, scorer: SubNetworkScorer) -> Iterator[Errors]:
+def ray_evaluation(settings: SearchSettings, spec: ScorerSpec, scorer: SubNetworkScorer) -> Iterator[Scores]:
     """Score each batch of sub-networks on ``--eval-workers`` Ray actors."""
     from benchmarks.ws.ray_actors import EvaluatorPool
 
     with EvaluatorPool.session(spec, settings.eval_workers, address=settings.ray_address,
                                cpus=settings.cpus_per_worker, gpus=settings.gpus_per_worker) as pool:
-        yield pool.errors
+        yield pool.scores
 
 
-EVALUATION_BACKENDS: dict[str, Callable[..., contextlib.AbstractContextManager[Errors]]] = {
+EVALUATION_BACKENDS: dict[str, Callable[..., contextlib.AbstractContextManager[Scores]]] = {
     "local": local_evaluation, "ray": ray_evaluation,
 }
 
@@ -205,9 +207,9 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
     from baselines.searchers.loop import Budget, SearchLoop
     from benchmarks.artifacts import SuperNetSource, read_supernet_info, supernet_folder, supernet_task
     from benchmarks.objectives import initial_design, objective_names
-    from benchmarks.results import read_results
+    from benchmarks.results import read_results, task_metrics
     from benchmarks.ws.scoring import ScorerSpec
-    from benchmarks.ws.table import ResultsTable, RunIdentity, previous_evaluations
+    from benchmarks.ws.table import Measured, ResultsTable, RunIdentity, previous_evaluations
 
     if args is not None:
         check_option_ranges(args)
@@ -250,9 +252,9 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
         model=str(info["model"]), seed=settings.seed, size_objective=settings.size_objective,
     )
     previous: list[Evaluation] = []
-    test_errors: dict[str, float] = {}
+    measured = Measured()
     if settings.resume and results_path.exists():
-        previous, test_errors = previous_evaluations(read_results(results_path), identity, settings.force)
+        previous, measured = previous_evaluations(read_results(results_path), identity, settings.force)
         check_same_scoring(output_dir / SCORING_FILE, spec, settings.force)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(spec.scoring(), output_dir / SCORING_FILE)
@@ -271,15 +273,23 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
         return AskTellSearch(scheduler)
 
     table = ResultsTable(identity, scorer.cost, results_path)
-    with evaluation_backend(settings, spec, scorer) as errors:
-        loop = SearchLoop(make_search, score=lambda config: scorer.error(config, "validation"), size=scorer.size,
+    with evaluation_backend(settings, spec, scorer) as scores:
+
+        def validation_errors(configs: list[Config]) -> list[float]:
+            """Score on validation, keep every metric for the table, and give the loop the errors."""
+            results = scores(configs, "validation")
+            for config, result in zip(configs, results):
+                measured.valid_metrics[config_key(config)] = task_metrics(result)
+            return [result["error"] for result in results]
+
+        loop = SearchLoop(make_search, score=lambda config: validation_errors([config])[0], size=scorer.size,
                           metrics=metrics, evaluations=list(previous), batch_size=search_batch,
-                          score_batch=lambda configs: errors(configs, "validation"))
+                          score_batch=validation_errors)
         bar = tqdm(total=budget.num_samples, initial=len(previous), desc="search", unit="subnet",
                    disable=settings.no_progress, dynamic_ncols=True)
 
         def on_evaluation(evaluation: Evaluation) -> None:
-            frame = table.write(loop.evaluations, test_errors)
+            frame = table.write(loop.evaluations, measured)
             bar.update(1)
             if frame is not None:
                 bar.set_postfix(pareto=int(frame["pareto"].sum()), error=f"{evaluation.valid_error:.3f}",
@@ -292,12 +302,13 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
         if previous and not loop.exact_replay:
             print("note: the searcher did not re-propose the recorded configs in order; they were replayed as its "
                   "initial design, so this continuation differs from an uninterrupted run", flush=True)
-        frame = table.frame(loop.evaluations, test_errors)
+        frame = table.frame(loop.evaluations, measured)
         untested = [json.loads(config) for config in frame.loc[frame["pareto"], "config"]
-                    if config_key(json.loads(config)) not in test_errors]
-        for config, error in zip(untested, errors(untested, "test")):
-            test_errors[config_key(config)] = float(error)
-    frame = table.write(loop.evaluations, test_errors, force=True)
+                    if config_key(json.loads(config)) not in measured.test_errors]
+        for config, result in zip(untested, scores(untested, "test")):
+            measured.test_errors[config_key(config)] = float(result["error"])
+            measured.test_metrics[config_key(config)] = task_metrics(result)
+    frame = table.write(loop.evaluations, measured, force=True)
     print(f"weight-sharing search: {len(frame)} sub-networks ({len(frame) - len(previous)} new, "
           f"{loop.num_repeats} repeated proposals not re-evaluated), {int(frame['pareto'].sum())} on the front, "
           f"{time.perf_counter() - started:.0f} s; results in {results_path}", flush=True)

@@ -10,6 +10,7 @@ different seed would put training examples into the search's validation split.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -21,33 +22,74 @@ from benchmarks.runinfo import write_run_info
 from benchmarks.tasks.definition import file_sha256, task_definition, write_task_file
 
 if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers fast
-    from benchmarks.finetuning import Setup
+    from benchmarks.finetuning import ModelRun, Setup
     from benchmarks.tasks.registry import TaskSpec
 
 DEFAULT_STRATEGY = "sandwich"
 DEFAULT_SEARCH_SPACE = "small"
 
 
-def supernet_info(args: argparse.Namespace, setup: Setup, options: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StrategySettings:
+    """The training strategy and the options given for it (``None``: the strategy's default)."""
+
+    name: str = DEFAULT_STRATEGY
+    num_random: int | None = None
+    temperature: float | None = None
+    full_warmup: float | None = None
+    sub_network_loss_weight: float | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The options given on the command line, as the strategy takes them."""
+        return {"num_random": self.num_random, "temperature": self.temperature, "full_warmup": self.full_warmup,
+                "sub_network_loss_weight": self.sub_network_loss_weight}
+
+
+@dataclass(frozen=True)
+class TrainSupernetSettings:
+    """Everything ``plm-nas train-supernet`` does, parsed once from its options."""
+
+    run: ModelRun
+    output_dir: Path
+    search_space: str = DEFAULT_SEARCH_SPACE
+    strategy: StrategySettings = StrategySettings()
+    rewire: bool = True
+    rewire_examples: int = 256
+    resume: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "TrainSupernetSettings":
+        """The settings; the strategy's options are checked before the task (your own files) is read."""
+        from supernet.strategies import check_options
+
+        strategy = StrategySettings(name=args.strategy, num_random=args.num_random, temperature=args.temperature,
+                                    full_warmup=args.full_warmup, sub_network_loss_weight=args.sub_network_loss_weight)
+        check_options(strategy.name, **strategy.options())  # fail before loading
+        return cls(run=model_run(args), output_dir=Path(args.output_dir), search_space=args.search_space,
+                   strategy=strategy, rewire=args.rewire, rewire_examples=args.rewire_examples, resume=args.resume)
+
+
+def supernet_info(settings: TrainSupernetSettings, setup: Setup, options: Mapping[str, Any]) -> dict[str, Any]:
     """What the search needs to reload this super-network consistently."""
+    run = settings.run
     return {
-        "model": args.model,
+        "model": run.model,
         "task": setup.task.name,
         "task_definition": task_definition(setup.task),  # your own data: files, SHA-256, labels, metric
         "head": setup.task.head,
         "num_labels": setup.task.num_labels,
         "problem_type": setup.task.problem_type,
-        "search_space": args.search_space,
-        "strategy": args.strategy,
+        "search_space": settings.search_space,
+        "strategy": settings.strategy.name,
         "strategy_options": dict(options),
-        "dataset_seed": args.dataset_seed,
-        "max_valid_samples": args.max_valid_samples,
-        "max_train_samples": args.max_train_samples,
-        "max_length": args.max_length,
+        "dataset_seed": run.data.dataset_seed,
+        "max_valid_samples": run.data.max_valid_samples,
+        "max_train_samples": run.data.max_train_samples,
+        "max_length": run.data.max_length,
         # resolved here so a search started elsewhere (other cwd, other GLUE_DIR) reads the same copy
-        "data_dir": _resolved_data_dir(setup.task, args.data_dir),
-        "seed": args.seed,
-        "epochs": args.epochs,
+        "data_dir": _resolved_data_dir(setup.task, run.data.data_dir),
+        "seed": run.trainer.seed,
+        "epochs": run.trainer.epochs,
     }
 
 
@@ -97,37 +139,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def strategy_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The strategy options given on the command line (``None``: the strategy's default)."""
-    return {"num_random": args.num_random, "temperature": args.temperature, "full_warmup": args.full_warmup,
-            "sub_network_loss_weight": args.sub_network_loss_weight}
-
-
 def run(args: argparse.Namespace) -> int:
     """Train the super-network, then save it with its tokenizer, supernet.json, metrics.json and run.json."""
+    check_option_ranges(args)
+    train_supernet(TrainSupernetSettings.from_args(args), arguments=vars(args))
+    return 0
+
+
+def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]) -> None:
+    """Train the super-network, then save it with its tokenizer, supernet.json, metrics.json and run.json
+    (which records ``arguments``, the command's options)."""
     from benchmarks.finetuning import prepare
     from benchmarks.ws import training as ws_training
     from benchmarks.ws.training import SubNetworkValidation, probe_masks, rewire_callback
     from search_spaces import get_search_space
     from supernet.model import SuperNetwork
     from supernet.probes import probe_sub_networks
-    from supernet.strategies import check_options, get_strategy, strategy_options
+    from supernet.strategies import get_strategy, strategy_options
     from supernet.training import Trainer, check_resume
 
-    output_dir = Path(args.output_dir)
-    check_option_ranges(args)
-    check_options(args.strategy, **strategy_settings(args))  # fail before loading
-    run = model_run(args)  # the model, data and training protocol, typed
-    if args.resume:
-        check_resume(output_dir / CHECKPOINT_DIR, run.trainer, args.strategy, run.data_identity())
+    output_dir, run, strategy_name = settings.output_dir, settings.run, settings.strategy.name
+    if settings.resume:
+        check_resume(output_dir / CHECKPOINT_DIR, run.trainer, strategy_name, run.data_identity())
     setup = prepare(run)  # model, tokenizer and data load (or fail) before anything is written
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="train-supernet")
+    write_run_info(output_dir, arguments, seed=run.trainer.seed, keep_previous=settings.resume,
+                   command_name="train-supernet")
     write_task_file(run.task, output_dir)
     supernet = SuperNetwork(setup.model)
-    space = get_search_space(args.search_space, supernet.shape)
-    strategy = get_strategy(args.strategy, space, **strategy_settings(args))
-    options = {name: getattr(strategy, name) for name in strategy_options(args.strategy)}
+    space = get_search_space(settings.search_space, supernet.shape)
+    strategy = get_strategy(strategy_name, space, **settings.strategy.options())
+    options = {name: getattr(strategy, name) for name in strategy_options(strategy_name)}
     probes = probe_sub_networks(space)
     sub_networks = probe_masks(probes)
     trainer = Trainer(
@@ -139,25 +181,25 @@ def run(args: argparse.Namespace) -> int:
         callbacks=[SubNetworkValidation(setup, sub_networks)],
         data_identity=run.data_identity(),
     )
-    rewiring = (rewire_callback(setup, strategy, trainer.total_steps, args.rewire_examples, args.eval_batch_size)
-                if args.rewire else None)
+    rewiring = (rewire_callback(setup, strategy, trainer.total_steps, settings.rewire_examples,
+                                run.data.eval_batch_size) if settings.rewire else None)
     if rewiring is not None:
         trainer.callbacks.insert(0, rewiring)
-    history = trainer.fit(resume=args.resume)
+    history = trainer.fit(resume=settings.resume)
     supernet.reset()
 
     def save(folder: Path) -> None:
         supernet.model.save_pretrained(folder)
         setup.tokenizer.save_pretrained(folder)
-        info = {**supernet_info(args, setup, options), "config_sha256": file_sha256(folder / "config.json")}
+        info = {**supernet_info(settings, setup, options), "config_sha256": file_sha256(folder / "config.json")}
         write_json_atomic(info, folder / SUPERNET_INFO_FILE)
 
     folder = write_folder_atomic(output_dir / SUPERNET_DIR, save)
     final = {
         "task": setup.task.name,
         "main_metric": setup.task.main_metric,
-        "search_space": args.search_space,
-        "strategy": args.strategy,
+        "search_space": settings.search_space,
+        "strategy": strategy_name,
         "strategy_options": options,
         "rewired_at_step": rewiring.at_step if rewiring is not None else None,
         "probes": [probe.to_dict() for probe in probes.values()],
@@ -170,4 +212,3 @@ def run(args: argparse.Namespace) -> int:
     write_json_atomic(final, output_dir / METRICS_FILE)
     errors = "  ".join(f"{name}={final['test'][f'test_{name}_error']:.4f}" for name in sub_networks)
     print(f"test error after {len(history)} epochs: {errors}; super-network in {folder}", flush=True)
-    return 0

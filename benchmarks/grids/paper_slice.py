@@ -52,7 +52,8 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from benchmarks.commands.experiments import DONE_MARKER, LOG_FILE, GridSpec, Step, _model_tag, expand, run_step
+from benchmarks.grids.runner import LOG_FILE, run_step
+from benchmarks.grids.spec import DONE_MARKER, GridSpec, Step, _model_tag, expand
 from benchmarks.results import read_results
 
 L12_MODEL = "e5-small-l12"

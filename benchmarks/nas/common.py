@@ -12,8 +12,8 @@ from syne_tune.optimizer.scheduler import TrialScheduler
 from tqdm.auto import tqdm
 
 from baselines.searchers.ask_tell import plain_config
-from benchmarks.nas.trial import TrialSettings
-from benchmarks.objectives import config_cost, initial_design, objective_names
+from benchmarks.nas.trial import PROTOCOL_FIELDS, TrialProtocol, TrialSettings
+from benchmarks.objectives import config_cost, initial_design, metrics_of_fields, objective_names
 from benchmarks.results import ResultRow, mark_pareto_best_epochs, rows_to_frame, write_atomic
 from search_spaces import SearchSpace
 
@@ -36,7 +36,6 @@ class NasSettings:
     searcher: str = DEFAULT_SEARCHER
     size_objective: str = "param_fraction"
     seed: int = 0
-    dataset_seed: int = 0
     run_id: str | None = None
     max_wallclock: float | None = None
     max_trials: int | None = None
@@ -45,17 +44,8 @@ class NasSettings:
     device: str = "cpu"
     no_progress: bool = False
     poll_interval: float = 2.0
-    epochs: int = 5
-    lr: float = 2e-5
-    batch_size: int = 8
-    eval_batch_size: int = 32
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    max_length: int = 128
+    protocol: TrialProtocol = TrialProtocol()  # the fine-tuning protocol and data of every trial
     seq_len: int | None = None
-    max_train_samples: int | None = None
-    max_valid_samples: int | None = None
-    max_test_samples: int | None = None
     save_models: bool = False
     task_definition: dict[str, Any] | None = None  # your own data; None: the registered ``task``
     backend: str = "local"
@@ -67,7 +57,14 @@ class NasSettings:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "NasSettings":
-        return cls(**{f.name: getattr(args, f.name, None) for f in fields(cls)})
+        protocol = TrialProtocol(**{name: getattr(args, name, None) for name in PROTOCOL_FIELDS})
+        return cls(**{f.name: getattr(args, f.name, None) for f in fields(cls) if f.name != "protocol"},
+                   protocol=protocol)
+
+    def record(self) -> dict[str, Any]:
+        """The settings as flat options (the protocol's beside the others), for run.json."""
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "protocol"}
+        return {**record, **asdict(self.protocol)}
 
     @property
     def task_spec(self) -> Any:
@@ -107,19 +104,9 @@ def trial_settings(args: NasSettings) -> TrialSettings:
         search_space=args.search_space,
         size_objective=args.size_objective,
         data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None,
-        dataset_seed=args.dataset_seed,
         seed=args.seed,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        eval_batch_size=args.eval_batch_size,
-        weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio,
-        max_length=args.max_length,
-        max_train_samples=args.max_train_samples,
-        max_valid_samples=args.max_valid_samples,
-        max_test_samples=args.max_test_samples,
-        seq_len=args.seq_len or args.max_length,
+        protocol=args.protocol,
+        seq_len=args.seq_len or args.protocol.max_length,
         threads=threads_per_trial(args.threads, args.workers),
         device=args.device,
         save_models=args.save_models,
@@ -129,8 +116,8 @@ def trial_settings(args: NasSettings) -> TrialSettings:
 
 def settings_changes(stored: TrialSettings, settings: TrialSettings) -> dict[str, tuple[Any, Any]]:
     """Trial settings that differ between an earlier run and now, as {name: (earlier, now)}."""
-    return {key: (value, getattr(settings, key)) for key, value in asdict(stored).items()
-            if getattr(settings, key) != value}
+    now = settings.to_dict()
+    return {key: (value, now[key]) for key, value in stored.to_dict().items() if now[key] != value}
 
 
 def default_run_id(args: NasSettings) -> str:
@@ -150,6 +137,7 @@ class RowMaker:
     seed: int
     size_objective: str
     seq_len: int
+    metrics: tuple[str, ...] = ()  # the task's metrics, reported per split as ``valid_NAME``/``test_NAME``
 
     def __call__(self, config: Mapping[str, Any], result: Mapping[str, Any], runtime_s: float) -> ResultRow:
         config = plain_config({key: config[key] for key in self.space.keys})
@@ -170,6 +158,8 @@ class RowMaker:
             runtime_s=float(runtime_s),
             size_objective=self.size_objective,
             epoch=float(result[RESOURCE_ATTR]),
+            valid_metrics=metrics_of_fields(result, "valid", self.metrics),
+            test_metrics=metrics_of_fields(result, "test", self.metrics),
             **cost.as_row_fields(),
         )
 
@@ -244,11 +234,12 @@ def build_setup(args: NasSettings, output_dir: Path, threads: int | None = None,
         metrics=objective_names(args.size_objective),
         points_to_evaluate=initial_design(space),
         random_seed=args.seed,
-        max_t=args.epochs,
+        max_t=args.protocol.epochs,
         resource_attr=RESOURCE_ATTR,
         mode="standard",
     )
     row_maker = RowMaker(space=space, run_id=args.run_id or default_run_id(args), task=task.name,
                          model=str(args.model), searcher=args.searcher, search_space=args.search_space,
-                         seed=args.seed, size_objective=args.size_objective, seq_len=settings.seq_len)
+                         seed=args.seed, size_objective=args.size_objective, seq_len=settings.seq_len,
+                         metrics=tuple(task.metrics))
     return NasSetup(settings, space, scheduler, row_maker)

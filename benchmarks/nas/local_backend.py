@@ -266,7 +266,7 @@ def run_local(args: NasSettings, arguments: argparse.Namespace | None = None) ->
             raise ValueError(f"cannot resume with other trial settings {settings_changes(stored, settings)} "
                              "(earlier, now); use the earlier run's arguments")
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(output_dir, arguments if arguments is not None else vars(args), seed=args.seed,
+    write_run_info(output_dir, arguments if arguments is not None else args.record(), seed=args.seed,
                    keep_previous=bool(events), command_name="nas")
     started = time.perf_counter()
     variables = {

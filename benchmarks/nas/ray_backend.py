@@ -170,7 +170,7 @@ def run_ray(args: NasSettings, arguments: argparse.Namespace | None = None) -> i
                              "(earlier, now); use the earlier run's arguments")
     output_dir.mkdir(parents=True, exist_ok=True)
     setup, cpus, gpus = ray_settings(args, output_dir)
-    write_run_info(output_dir, arguments if arguments is not None else vars(args), seed=args.seed,
+    write_run_info(output_dir, arguments if arguments is not None else args.record(), seed=args.seed,
                    keep_previous=args.resume, command_name="nas")
     trainable = tune.with_resources(tune.with_parameters(ray_trial, settings=setup.settings),
                                     {"cpu": cpus, "gpu": gpus})

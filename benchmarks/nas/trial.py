@@ -10,9 +10,10 @@ starts trials, by the environment variable ``PLM_NAS_TRIAL_SETTINGS``.
 
 The trial extracts the sub-network from the pre-trained model (a physically smaller model computing exactly
 that sub-network, faster on CPU than masking), fine-tunes it with AdamW and a linear schedule, and after every
-epoch reports ``epoch``, ``valid_error``, ``test_error`` and the cost fields (the size objective among them)
-through ``syne_tune.Reporter``. With ``save_models`` it keeps the best-validation epoch's model in
-``TRIAL/best_model`` (with ``trial.json``), which ``plm-nas export`` copies.
+epoch reports ``epoch``, ``valid_error``, ``test_error``, every task metric of both splits (``valid_f1``,
+``test_accuracy``, ...) and the cost fields (the size objective among them) through ``syne_tune.Reporter``.
+With ``save_models`` it keeps the best-validation epoch's model in ``TRIAL/best_model`` (with ``trial.json``),
+which ``plm-nas export`` copies.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -30,7 +31,7 @@ import torch
 from baselines.searchers.ask_tell import plain_config
 from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE
 from benchmarks.files import write_folder_atomic, write_json_atomic
-from benchmarks.objectives import CostFields, check_size_objective, masks_cost
+from benchmarks.objectives import CostFields, check_size_objective, masks_cost, metric_fields, metrics_of_fields
 from benchmarks.tasks.loaders import DataSettings
 
 TRIAL_SETTINGS_ENV = "PLM_NAS_TRIAL_SETTINGS"
@@ -42,16 +43,14 @@ Report = Callable[..., None]
 
 
 @dataclass(frozen=True)
-class TrialSettings:
-    """What every trial of one standard-NAS run shares (the config is what differs)."""
+class TrialProtocol:
+    """How every trial fine-tunes its sub-network, and on which examples (the defaults are the paper's).
 
-    model: str
-    task: str
-    search_space: str
-    size_objective: str = "param_fraction"
-    data_dir: str | None = None
+    ``plm-nas nas`` parses these options once into :class:`~benchmarks.nas.common.NasSettings`, which hands
+    them on unchanged to :class:`TrialSettings`.
+    """
+
     dataset_seed: int = 0
-    seed: int = 0
     epochs: int = 5
     lr: float = 2e-5
     batch_size: int = 8
@@ -62,6 +61,33 @@ class TrialSettings:
     max_train_samples: int | None = None
     max_valid_samples: int | None = None
     max_test_samples: int | None = None
+
+    def data(self, data_dir: str | None) -> DataSettings:
+        """The examples every trial reads from ``data_dir``, and how they are batched."""
+        return DataSettings(data_dir=data_dir, dataset_seed=self.dataset_seed,
+                            max_train_samples=self.max_train_samples, max_valid_samples=self.max_valid_samples,
+                            max_test_samples=self.max_test_samples, max_length=self.max_length,
+                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+
+
+PROTOCOL_FIELDS = tuple(f.name for f in fields(TrialProtocol))
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of one standard-NAS run shares (the config is what differs).
+
+    Written as flat JSON (the protocol's fields beside the others), as ``trial_settings.json`` and in each
+    saved model's ``trial.json``, so that runs written before the protocol was its own class still resume.
+    """
+
+    model: str
+    task: str
+    search_space: str
+    size_objective: str = "param_fraction"
+    data_dir: str | None = None
+    seed: int = 0
+    protocol: TrialProtocol = TrialProtocol()
     seq_len: int = 128
     threads: int = 1
     device: str = "cpu"
@@ -75,17 +101,25 @@ class TrialSettings:
 
     def data(self) -> DataSettings:
         """The examples every trial reads, and how they are batched."""
-        return DataSettings(data_dir=self.data_dir, dataset_seed=self.dataset_seed,
-                            max_train_samples=self.max_train_samples, max_valid_samples=self.max_valid_samples,
-                            max_test_samples=self.max_test_samples, max_length=self.max_length,
-                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        return self.protocol.data(self.data_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat record: the protocol's fields beside the others."""
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "protocol"}
+        return {**record, **asdict(self.protocol)}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> "TrialSettings":
+        """The settings of a flat record (:meth:`to_dict`)."""
+        protocol = TrialProtocol(**{key: value for key, value in record.items() if key in PROTOCOL_FIELDS})
+        return cls(**{key: value for key, value in record.items() if key not in PROTOCOL_FIELDS}, protocol=protocol)
 
     def write(self, path: str | os.PathLike) -> Path:
-        return write_json_atomic(asdict(self), path)
+        return write_json_atomic(self.to_dict(), path)
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "TrialSettings":
-        return cls(**json.loads(Path(path).read_text()))
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 @dataclass(frozen=True)
@@ -96,10 +130,24 @@ class EpochResult:
     valid_error: float
     test_error: float
     cost: CostFields
+    valid_metrics: dict[str, float] = field(default_factory=dict)  # every task metric, e.g. {"f1": .., "accuracy": ..}
+    test_metrics: dict[str, float] = field(default_factory=dict)
+
+    def scores(self) -> dict[str, float]:
+        """The epoch's errors and task metrics as flat fields (``valid_error``, ``valid_f1``, ...)."""
+        return {"valid_error": self.valid_error, "test_error": self.test_error,
+                **metric_fields("valid", self.valid_metrics), **metric_fields("test", self.test_metrics)}
 
     def report_fields(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "valid_error": self.valid_error, "test_error": self.test_error,
-                **self.cost.as_row_fields()}
+        return {"epoch": self.epoch, **self.scores(), **self.cost.as_row_fields()}
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any], cost: CostFields, metrics: Sequence[str]) -> "EpochResult":
+        """An epoch back from its history record or report (an older one has no task metrics)."""
+        return cls(epoch=int(fields["epoch"]), valid_error=float(fields["valid_error"]),
+                   test_error=float(fields["test_error"]), cost=cost,
+                   valid_metrics=metrics_of_fields(fields, "valid", metrics),
+                   test_metrics=metrics_of_fields(fields, "test", metrics))
 
 
 def search_space_part(config: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
@@ -137,6 +185,7 @@ def run_trial(
     """
     # Imported here: only a running trial needs them, not `plm-nas nas`, which imports TrialSettings.
     from benchmarks.finetuning import BestEpoch, FixedNetwork, fine_tune, name_labels
+    from benchmarks.results import task_metrics
     from benchmarks.tasks.definition import task_from_definition
     from benchmarks.tasks.loaders import task_loaders
     from benchmarks.tasks.metrics import metrics_fn
@@ -167,14 +216,15 @@ def run_trial(
     best_dir = Path(trial_dir) / BEST_MODEL_DIR if settings.save_models and trial_dir is not None else None
 
     def errors(trainer: Trainer, epoch: int) -> dict[str, Any]:
-        valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics["error"]
-        test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics["error"]
-        results.append(EpochResult(epoch=epoch, valid_error=float(valid), test_error=float(test), cost=cost))
-        return {"valid_error": results[-1].valid_error, "test_error": results[-1].test_error}
+        valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics
+        test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics
+        results.append(EpochResult(epoch=epoch, valid_error=float(valid["error"]), test_error=float(test["error"]),
+                                   cost=cost, valid_metrics=task_metrics(valid), test_metrics=task_metrics(test)))
+        return results[-1].scores()
 
     def keep_model(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         if best_dir is not None:
-            info = {"config": dict(config), "settings": asdict(settings), **results[-1].report_fields()}
+            info = {"config": dict(config), "settings": settings.to_dict(), **results[-1].report_fields()}
             save_model_atomic(trainer.supernet.model, tokenizer, masks, info, best_dir)
 
     def report_epoch(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
@@ -184,11 +234,11 @@ def run_trial(
         print(f"resumed after epoch {trainer.epoch} from {checkpoint_dir}", flush=True)
         if report_restored:
             for record in trainer.history:
-                report(**EpochResult(epoch=int(record["epoch"]), valid_error=float(record["valid_error"]),
-                                     test_error=float(record["test_error"]), cost=cost).report_fields())
+                report(**EpochResult.from_fields(record, cost, task.metrics).report_fields())
 
-    config_ = TrainerConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
-                            weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio,
+    protocol = settings.protocol
+    config_ = TrainerConfig(epochs=protocol.epochs, lr=protocol.lr, batch_size=protocol.batch_size,
+                            weight_decay=protocol.weight_decay, warmup_ratio=protocol.warmup_ratio,
                             seed=settings.seed, device=str(device), progress=False)
     fine_tune(FixedNetwork(model, shape), loaders["train"], config_,
               BestEpoch(errors, on_best=keep_model, on_saved=report_epoch, on_restored=report_history),

@@ -118,7 +118,8 @@ class PruneContext:
 
 @dataclass
 class Candidate:
-    """One pruned model of a method; errors are set when the method chose an epoch by validation itself."""
+    """One pruned model of a method; errors (and task metrics) are set when the method chose an epoch by
+    validation itself."""
 
     masks: SubNetworkMasks
     model: PreTrainedModel
@@ -126,6 +127,8 @@ class Candidate:
     valid_error: float | None = None
     test_error: float | None = None
     epoch: float = math.nan
+    valid_metrics: dict[str, float] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -210,8 +213,8 @@ def prepare(settings: PruneSettings, extra_splits: tuple[str, ...] = (),
                         model_name=base_model_name(settings.finetuned, model_dir))
 
 
-def evaluate_error(ctx: PruneContext, model: PreTrainedModel, split: str) -> float:
-    """The task error (1 - main metric) of ``model`` on a split."""
+def evaluate_scores(ctx: PruneContext, model: PreTrainedModel, split: str) -> dict[str, float]:
+    """Every task metric of ``model`` on a split, with ``main`` and ``error`` (1 - main metric)."""
     from supernet.evaluation import evaluate
 
-    return float(evaluate(model, ctx.loaders[split], metrics_fn=metrics_fn(ctx.task)).metrics["error"])
+    return dict(evaluate(model, ctx.loaders[split], metrics_fn=metrics_fn(ctx.task)).metrics)

@@ -10,7 +10,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from benchmarks.prune.context import Candidate, PruneContext, evaluate_error
+from benchmarks.objectives import metric_fields, metrics_of_fields
+from benchmarks.prune.context import Candidate, PruneContext, evaluate_scores
+from benchmarks.results import task_metrics
 
 
 def layer_drop_candidates(ctx: PruneContext) -> Iterator[Candidate]:
@@ -30,13 +32,16 @@ def layer_drop_candidates(ctx: PruneContext) -> Iterator[Candidate]:
             valid_error=best["valid_error"],
             test_error=best["test_error"],
             epoch=float(best["epoch"]),
+            valid_metrics=metrics_of_fields(best, "valid", ctx.task.metrics),
+            test_metrics=metrics_of_fields(best, "test", ctx.task.metrics),
         )
 
 
 def fine_tune(ctx: PruneContext, model: PreTrainedModel) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Standard NAS's fine-tuning of one extracted model; returns the history and the best-validation epoch.
 
-    Validation and test errors are scored after every epoch; ``model`` ends with the best epoch's weights.
+    Validation and test errors (and every task metric, ``valid_NAME``/``test_NAME``) are scored after every
+    epoch; ``model`` ends with the best epoch's weights.
     """
     from benchmarks.finetuning import BestEpoch, FixedNetwork
     from benchmarks.finetuning import fine_tune as fine_tune_model
@@ -47,7 +52,9 @@ def fine_tune(ctx: PruneContext, model: PreTrainedModel) -> tuple[list[dict[str,
     best_state: dict[str, torch.Tensor] = {}
 
     def errors(trainer: Trainer, epoch: int) -> dict[str, Any]:
-        return {"valid_error": evaluate_error(ctx, model, "validation"), "test_error": evaluate_error(ctx, model, "test")}
+        valid, test = (evaluate_scores(ctx, model, split) for split in ("validation", "test"))
+        return {"valid_error": float(valid["error"]), "test_error": float(test["error"]),
+                **metric_fields("valid", task_metrics(valid)), **metric_fields("test", task_metrics(test))}
 
     def keep(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         best.update(record, epoch=epoch)

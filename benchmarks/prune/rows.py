@@ -8,8 +8,8 @@ from typing import Any
 
 from benchmarks.files import write_json_atomic
 from benchmarks.objectives import masks_cost
-from benchmarks.prune.context import Candidate, PruneContext, evaluate_error
-from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, write_atomic
+from benchmarks.prune.context import Candidate, PruneContext, evaluate_scores
+from benchmarks.results import RESULTS_FILE, ResultRow, mark_pareto, rows_to_frame, task_metrics, write_atomic
 
 DETAILS_FILE = "prune.json"
 MODELS_DIR = "models"
@@ -37,17 +37,21 @@ class ResultsWriter:
         if actual != cost.params:
             raise RuntimeError(f"extracted model has {actual} parameters but its masks count {cost.params}")
         valid, test = candidate.valid_error, candidate.test_error
+        valid_metrics, test_metrics = candidate.valid_metrics, candidate.test_metrics
         if valid is None or test is None:
-            valid, test = (evaluate_error(ctx, candidate.model, split) for split in ("validation", "test"))
+            scores = {split: evaluate_scores(ctx, candidate.model, split) for split in ("validation", "test")}
+            valid, test = (float(scores[split]["error"]) for split in ("validation", "test"))
+            valid_metrics, test_metrics = (task_metrics(scores[split]) for split in ("validation", "test"))
         row = ResultRow(
             run_id=self.run_id, kind=KIND, method=args.method, task=ctx.task.name, model=ctx.model_name,
             seed=args.seed, config=candidate.masks.to_dict(), valid_error=valid, test_error=test,
             runtime_s=time.perf_counter() - self.started, size_objective=args.size_objective,
-            epoch=candidate.epoch, **cost.as_row_fields(),
+            epoch=candidate.epoch, valid_metrics=valid_metrics, test_metrics=test_metrics, **cost.as_row_fields(),
         )
         self.rows.append(row)
         index = len(self.rows) - 1
-        entry = {"row": index, "valid_error": valid, "test_error": test, "runtime_s": row.runtime_s,
+        entry = {"row": index, "valid_error": valid, "test_error": test, "valid_metrics": dict(valid_metrics),
+                 "test_metrics": dict(test_metrics), "runtime_s": row.runtime_s,
                  "heads_per_layer": candidate.masks.heads_per_layer,
                  "units_per_layer": candidate.masks.units_per_layer, **candidate.details}
         if args.save_models:

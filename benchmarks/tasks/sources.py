@@ -15,7 +15,8 @@ from typing import Any
 import datasets
 import pandas as pd
 
-from benchmarks.tasks.registry import GLUE_HUB_PATH, LABEL, LocalFormat, TaskSpec, label_text, read_table
+from benchmarks.tasks.custom import label_text, read_table
+from benchmarks.tasks.registry import GLUE_HUB_PATH, LABEL, LocalFormat, TaskSpec
 
 GLUE_DIR_ENV = "GLUE_DIR"
 

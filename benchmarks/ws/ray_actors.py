@@ -28,8 +28,9 @@ class SubNetworkEvaluator:
         torch.set_num_threads(threads)
         self.scorer = spec.build()
 
-    def errors(self, configs: Sequence[Config], split: str) -> list[float]:
-        return [float(self.scorer.error(config, split)) for config in configs]
+    def scores(self, configs: Sequence[Config], split: str) -> list[dict[str, float]]:
+        """Every task metric (with ``main`` and ``error``) of each config on ``split``."""
+        return [self.scorer.scores(config, split) for config in configs]
 
     def pid(self) -> int:
         return os.getpid()
@@ -41,16 +42,16 @@ class EvaluatorPool:
 
     actors: list[Any]
 
-    def errors(self, configs: Sequence[Config], split: str) -> list[float]:
+    def scores(self, configs: Sequence[Config], split: str) -> list[dict[str, float]]:
         import ray
 
         if not configs:
             return []
         count = len(self.actors)
         chunks = [list(configs[index::count]) for index in range(count)]
-        futures = [actor.errors.remote(chunk, split) for actor, chunk in zip(self.actors, chunks) if chunk]
+        futures = [actor.scores.remote(chunk, split) for actor, chunk in zip(self.actors, chunks) if chunk]
         answers = ray.get(futures)
-        results: list[float] = [0.0] * len(configs)
+        results: list[dict[str, float]] = [{} for _ in configs]
         for index, answer in enumerate(answers):
             results[index::count] = answer
         return results

@@ -1,4 +1,5 @@
-"""Scoring sub-networks of a trained super-network: one no-gradient pass of the sliced sub-network per split."""
+"""Scoring sub-networks of a trained super-network: one no-gradient pass of the sliced sub-network per split,
+giving every metric of the task (the error, 1 - main metric, is what the search minimises)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -17,8 +18,9 @@ from supernet.model import SuperNetwork
 class SubNetworkScorer:
     """Scores sub-networks of a super-network on the validation and test loaders.
 
-    Errors are memoised by the sub-network's masks, so configs that select the same sub-network (all
-    ``num_layers=0`` configs of ``small`` are the empty network) are evaluated once per split.
+    Scores (every task metric, with ``main`` and ``error``) are memoised by the sub-network's masks, so configs
+    that select the same sub-network (all ``num_layers=0`` configs of ``small`` are the empty network) are
+    evaluated once per split.
     """
 
     supernet: SuperNetwork
@@ -28,18 +30,23 @@ class SubNetworkScorer:
     seq_len: int
     size_objective: str
     _costs: dict[str, CostFields] = field(default_factory=dict, repr=False)
-    _errors: dict[tuple[str, bytes], float] = field(default_factory=dict, repr=False)
+    _scores: dict[tuple[str, bytes], dict[str, float]] = field(default_factory=dict, repr=False)
 
-    def error(self, config: Mapping[str, Any], split: str) -> float:
-        """Error of the sliced sub-network ``config`` on ``split`` (one pass without gradients)."""
+    def scores(self, config: Mapping[str, Any], split: str) -> dict[str, float]:
+        """The task's metrics (with ``main`` and ``error``) of the sliced sub-network ``config`` on ``split``
+        (one pass without gradients)."""
         from supernet.evaluation import evaluate
 
         masks = self.space.to_masks(config)
         key = (split, masks.heads.numpy().tobytes() + masks.units.numpy().tobytes())
-        if key not in self._errors:
+        if key not in self._scores:
             result = evaluate(self.supernet, self.loaders[split], masks=masks, metrics_fn=self.metrics_fn)
-            self._errors[key] = float(result.metrics["error"])
-        return self._errors[key]
+            self._scores[key] = {name: float(value) for name, value in result.metrics.items()}
+        return dict(self._scores[key])
+
+    def error(self, config: Mapping[str, Any], split: str) -> float:
+        """Error (1 - the main metric) of the sliced sub-network ``config`` on ``split``."""
+        return self.scores(config, split)["error"]
 
     def cost(self, config: Mapping[str, Any]) -> CostFields:
         """Cost fields of a config (computed once per config)."""

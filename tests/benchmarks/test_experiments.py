@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from benchmarks.commands import experiments
-from benchmarks.commands.experiments import CPU_GRID, DONE_MARKER, PAPER_GRID, expand, get_grid, restrict, run_step
+from benchmarks.commands.experiments import (
+    CPU_GRID,
+    CPU_STUDY,
+    DONE_MARKER,
+    PAPER_GRID,
+    expand,
+    export_results,
+    get_grid,
+    restrict,
+    run_step,
+)
 
 
 def test_cpu_grid_has_three_seeds_three_searchers_both_kinds():
@@ -37,7 +48,7 @@ def test_paper_grid_size_and_budgets():
 def test_restrict_and_unknown_grid():
     grid = restrict(CPU_GRID, tasks=["stsb"], seeds=[5])
     assert grid.tasks == ("stsb",) and grid.seeds == (5,) and grid.models == CPU_GRID.models
-    with pytest.raises(ValueError, match="unknown grid 'nope'; choose from paper, cpu"):
+    with pytest.raises(ValueError, match="unknown grid 'nope'; choose from paper, cpu, cpu-study"):
         get_grid("nope")
 
 
@@ -83,7 +94,7 @@ def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     assert calls == [[*steps[1].command, "--resume", "--no-progress"]]
 
 
-@pytest.mark.parametrize("grid", [CPU_GRID, PAPER_GRID], ids=lambda g: g.name)
+@pytest.mark.parametrize("grid", [CPU_GRID, PAPER_GRID, CPU_STUDY], ids=lambda g: g.name)
 def test_every_step_command_parses_with_its_subcommand(grid):
     from benchmarks.cli import COMMANDS, build_parser
 
@@ -100,3 +111,69 @@ def test_hub_models_with_the_same_base_name_get_their_own_folders():
     grid = restrict(CPU_GRID, models=["org-a/bert", "org-b/bert"], tasks=["rte"], seeds=[0])
     folders = {str(s.output_dir) for s in expand(grid, Path("/r"), kinds=("nas",))}
     assert any("/org-a-bert/" in f for f in folders) and any("/org-b-bert/" in f for f in folders)
+
+
+def test_cpu_study_steps_per_kind_and_the_stsb_comparisons():
+    steps = expand(CPU_STUDY, Path("/r"))
+    by_command: dict[str, list] = {}
+    for step in steps:
+        by_command.setdefault(step.command[0], []).append(step)
+    # 3 tasks x 3 seeds sandwich/small super-networks, plus on STS-B 5 more strategies and 3 more spaces per seed
+    assert len(by_command["train-supernet"]) == 3 * 3 + (5 + 3) * 3
+    # 5 searchers on each main super-network, random search on each comparison one
+    assert len(by_command["search"]) == 3 * 3 * 5 + (5 + 3) * 3
+    assert len(by_command["nas"]) == 3 * 2 * 3
+    assert len(by_command["finetune"]) == 3 * 3 and len(by_command["prune"]) == 3 * 3 * 3
+    assert len({s.output_dir for s in steps}) == len(steps)
+    # SST-2 trains on its 5,000-example subsample in every kind of step; STS-B and MRPC on their whole split
+    for step in steps:
+        if step.command[0] != "search":
+            task = step.command[step.command.index("--task") + 1]
+            assert ("--max-train-samples" in step.command) == (task == "sst2"), step.key
+    # every pruning run starts from the fine-tuned model of its task and seed, which runs first
+    for prune in by_command["prune"]:
+        assert prune.needs is not None and steps.index(prune) > steps.index(
+            next(s for s in steps if s.output_dir == prune.needs))
+        assert str(prune.needs / "best_model") in prune.command
+    # both standard-NAS searchers of a task get the same wall-clock budget
+    budgets = {(s.command[s.command.index("--task") + 1], s.command[s.command.index("--max-wallclock") + 1])
+               for s in by_command["nas"]}
+    assert budgets == {("stsb", "1800"), ("sst2", "1800"), ("mrpc", "1800")}
+
+
+def test_restricting_a_study_narrows_its_comparison_parts():
+    only_sst2 = expand(restrict(CPU_STUDY, tasks=["sst2"], seeds=[0]), Path("/r"), kinds=("ws",))
+    assert {s.command[0] for s in only_sst2} == {"train-supernet", "search"} and len(only_sst2) == 1 + 5
+    kd = expand(restrict(CPU_STUDY, tasks=["stsb"], seeds=[1], strategies=["kd"]), Path("/r"), kinds=("ws",))
+    # the main part takes kd as its strategy; the strategy comparison keeps kd only; the space comparison
+    # (sandwich only) is dropped
+    assert sorted({s.command[s.command.index("--strategy") + 1] for s in kd if s.command[0] == "train-supernet"}) \
+        == ["kd"]
+    with pytest.raises(TypeError, match="unknown grid factors"):
+        restrict(CPU_STUDY, colour=["red"])
+    with pytest.raises(ValueError, match="unknown step kinds"):
+        expand(CPU_STUDY, Path("/r"), kinds=("train",))
+
+
+def test_timing_threads_and_export_of_finished_steps(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+
+    def fake_call(cmd, stdout=None, stderr=None, env=None):
+        calls.append(cmd[3:])
+        out = Path(cmd[cmd.index("--output-dir") + 1])
+        (out / "results.csv").write_text("run_id\nx\n")
+        (out / "model.safetensors").write_bytes(b"\0" * 10)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    root = tmp_path / "grid"
+    steps = expand(restrict(CPU_STUDY, tasks=["mrpc"], seeds=[0]), root, kinds=("prune",))
+    assert run_step(steps[0], extra_args=("--threads", "1")) == 0
+    assert calls[0][-3:] == ["--threads", "1", "--no-progress"]
+    timing = json.loads((steps[0].output_dir / "timing.json").read_text())
+    assert timing["attempts"] == 1 and timing["exit_code"] == 0 and timing["seconds"] >= 0
+    dest = tmp_path / "export"
+    copied = export_results(steps, root, dest)
+    relative = sorted(str(p.relative_to(dest)) for p in copied)
+    base = "finetuned/mrpc/minilm/seed0"
+    assert relative == [f"{base}/DONE", f"{base}/log.txt", f"{base}/results.csv", f"{base}/timing.json"]

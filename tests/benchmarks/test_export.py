@@ -10,7 +10,7 @@ import torch
 
 from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 from benchmarks.commands.export import EXPORT_FILE, SUBNETWORK_FILE, Pick, pick_rows
-from benchmarks.results import RESULTS_FILE, ResultRow, read_results, rows_to_frame
+from benchmarks.results import RESULTS_FILE, ResultRow, parse_metrics, read_results, rows_to_frame
 from search_spaces import get_search_space
 from supernet.extract import load_extracted, load_extracted_masks
 from supernet.loading import load_model, load_tokenizer
@@ -54,6 +54,8 @@ def test_exported_models_match_their_rows_and_the_supernetworks_sub_networks(sea
         assert sum(p.numel() for p in model.parameters()) == record["params"] == row["params"]
         assert record["valid_error"] == pytest.approx(row["valid_error"])
         assert record["test_error"] == pytest.approx(row["test_error"])
+        assert record["test_metrics"] == parse_metrics(row["test_metrics"]) != {}  # every task metric, as JSON
+        assert record["valid_metrics"] == parse_metrics(row["valid_metrics"]) != {}
         masks = space.to_masks(record["config"])
         assert record["masks"] == masks.to_dict() == load_extracted_masks(folder).to_dict()
         with torch.no_grad(), supernet.sub_network(masks):

@@ -21,7 +21,7 @@ from benchmarks.runinfo import PROJECT_ROOT
 
 TRIALS = 5  # the initial design (3) and two configs local search derives from the results
 EPOCHS = 2
-SAME = ["config", "epoch", "valid_error", "test_error", "params", "pareto"]  # runtime_s differs
+SAME = ["config", "epoch", "valid_error", "test_error", "params", "pareto", "valid_metrics", "test_metrics"]  # not runtime_s
 
 
 def nas_args(model: Path, glue_dir: Path, out: Path, *extra: str) -> list[str]:
@@ -104,7 +104,7 @@ def test_a_killed_local_run_resumes_to_the_uninterrupted_table(tiny_bert_dir, gl
     assert read_results(whole / RESULTS_FILE)[SAME].to_dict("records") == expected[SAME].to_dict("records")
     with pytest.raises(ValueError, match="other trial settings"):
         main(nas_args(tiny_bert_dir, glue_dir, whole, "--resume", "--lr", "1e-4"))
-    assert TrialSettings.read(whole / SETTINGS_FILE).lr == 1e-3
+    assert TrialSettings.read(whole / SETTINGS_FILE).protocol.lr == 1e-3
 
 
 def test_resume_refuses_a_folder_without_a_journal(tiny_bert_dir, glue_dir, tmp_path):

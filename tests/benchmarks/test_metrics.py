@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.tasks.custom import custom_task
 from benchmarks.tasks.metrics import (
     METRICS,
     accuracy,
@@ -17,7 +18,7 @@ from benchmarks.tasks.metrics import (
     predictions_from_logits,
     spearman,
 )
-from benchmarks.tasks.registry import custom_task, get_task
+from benchmarks.tasks.registry import get_task
 
 # Binary example: predictions [1, 1, 0, 1, 0] against labels [1, 0, 0, 1, 1]
 # TP = 2 (positions 0, 3), FP = 1 (1), TN = 1 (2), FN = 1 (4).

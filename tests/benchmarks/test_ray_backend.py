@@ -25,7 +25,7 @@ from benchmarks.cli import run_command as main  # raises, so a failure shows its
 from benchmarks.nas.ray_backend import RAY_DIR
 from benchmarks.objectives import initial_design
 from benchmarks.ray_cluster import HEAD_IP, LOOPBACK_ENV, LoopbackCluster, environment, loopback_host
-from benchmarks.results import RESULTS_FILE, read_results
+from benchmarks.results import RESULTS_FILE, parse_metrics, read_results
 from search_spaces import get_search_space
 
 from conftest import REPO_ROOT, train_tiny_supernet
@@ -198,6 +198,9 @@ def test_random_search_on_ray_runs_the_searchers_configs_on_both_nodes(cluster, 
     # the table holds exactly what the trials reported to Ray
     reported = sorted((r["valid_error"], r["test_error"], r["epoch"]) for rows in records.values() for r in rows)
     assert sorted(zip(frame["valid_error"], frame["test_error"], frame["epoch"])) == reported
+    reported_metrics = sorted((r["valid_accuracy"], r["test_accuracy"]) for rows in records.values() for r in rows)
+    assert sorted((parse_metrics(v)["accuracy"], parse_metrics(t)["accuracy"])
+                  for v, t in zip(frame["valid_metrics"], frame["test_metrics"])) == reported_metrics
     assert len(list(tmp_path.rglob("best_model/trial.json"))) == 4  # for plm-nas export
     assert list((tmp_path / RAY_DIR).glob("*/checkpoint_*")) == []  # finished trials keep no training state
 
@@ -305,7 +308,7 @@ def ws_supernet(tiny_bert_dir, glue_dir, tmp_path_factory) -> Path:
     return train_tiny_supernet(tmp_path_factory.mktemp("supernet"), tiny_bert_dir, glue_dir)
 
 
-SEARCH_COLUMNS = ["config", "valid_error", "test_error", "param_fraction", "pareto"]
+SEARCH_COLUMNS = ["config", "valid_error", "test_error", "param_fraction", "pareto", "valid_metrics", "test_metrics"]
 
 
 def search_flags(supernet: Path) -> list[str]:

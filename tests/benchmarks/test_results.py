@@ -1,6 +1,7 @@
-"""Atomic writing of result files and model folders."""
+"""Results files: atomic writing, the Pareto flag, the metrics columns (also in files from before them)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,74 @@ def test_report_takes_extra_sections_through_its_api(tmp_path):
     assert md.rstrip().endswith("| subnet-00 |") and "## Extracted models\n\nmeasured here" in md
     page = (tmp_path / "report" / "report.html").read_text()
     assert page.index("<h2>Extracted models</h2>") < page.index("<td>subnet-00</td>") < page.index("</body>")
+
+
+def _row(**fields):
+    from benchmarks.results import ResultRow
+
+    values = dict(run_id="r", kind="baseline", method="rfp", task="mrpc", model="m", seed=0, config={"a": 1},
+                  valid_error=0.2, params=10, param_fraction=1.0, encoder_param_fraction=1.0, macs=5.0,
+                  mac_fraction=1.0, runtime_s=1.0)
+    return ResultRow(**{**values, **fields})
+
+
+def test_metrics_columns_round_trip_and_are_empty_where_not_measured(tmp_path):
+    from benchmarks.results import COLUMNS, parse_metrics, read_results, rows_to_frame, task_metrics, write_atomic
+
+    assert COLUMNS[-2:] == ("valid_metrics", "test_metrics")
+    scores = {"f1": 0.8345679012345679, "accuracy": 0.7401960784313726, "main": 0.8345679012345679,
+              "error": 0.16543209876543208}
+    assert task_metrics(scores) == {"f1": 0.8345679012345679, "accuracy": 0.7401960784313726}
+    rows = [_row(valid_metrics=task_metrics(scores), test_error=0.3, test_metrics={"f1": 0.7, "accuracy": 0.6}),
+            _row(valid_error=0.4, valid_metrics={"f1": 0.6, "accuracy": 0.5})]  # test not scored
+    write_atomic(rows_to_frame(rows), tmp_path / "results.csv")
+    frame = read_results(tmp_path / "results.csv")
+    assert tuple(frame.columns) == COLUMNS
+    assert [parse_metrics(cell) for cell in frame["valid_metrics"]] == [task_metrics(scores), {"f1": 0.6, "accuracy": 0.5}]
+    assert list(json.loads(frame["valid_metrics"].iloc[0])) == ["f1", "accuracy"]  # the task's order, main first
+    assert [parse_metrics(cell) for cell in frame["test_metrics"]] == [{"f1": 0.7, "accuracy": 0.6}, {}]
+    assert frame["test_metrics"].iloc[1] == ""
+
+
+def test_a_results_file_from_before_the_metrics_columns_loads_everywhere(tmp_path):
+    import numpy as np
+
+    from benchmarks.results import (
+        COLUMNS,
+        OPTIONAL_COLUMNS,
+        best_epoch_rows,
+        parse_metrics,
+        read_results,
+        rows_to_frame,
+        with_metric,
+        write_atomic,
+    )
+
+    old = rows_to_frame([_row(test_error=0.3), _row(valid_error=0.1, param_fraction=0.5)])
+    old = old.drop(columns=list(OPTIONAL_COLUMNS))
+    write_atomic(old, tmp_path / "old" / "results.csv")
+    frame = read_results(tmp_path / "old" / "results.csv")
+    assert tuple(frame.columns) == COLUMNS
+    assert frame["valid_metrics"].tolist() == frame["test_metrics"].tolist() == ["", ""]
+    assert [parse_metrics(cell) for cell in frame["valid_metrics"]] == [{}, {}]
+    assert parse_metrics(np.nan) == parse_metrics(None) == {}
+    assert len(best_epoch_rows(frame)) == 2 and with_metric(frame, "accuracy").empty
+    write_atomic(rows_to_frame([_row(run_id="new", valid_metrics={"accuracy": 0.8})]), tmp_path / "new" / "results.csv")
+    both = read_results(tmp_path)  # an old and a new file below one folder
+    assert both["run_id"].tolist() == ["new", "r", "r"]
+    assert [parse_metrics(cell) for cell in both["valid_metrics"]] == [{"accuracy": 0.8}, {}, {}]
+    assert with_metric(both, "accuracy")["task"].tolist() == ["mrpc (accuracy)"]
+
+
+def test_a_row_pickled_before_the_metrics_fields_unpickles_with_them_empty():
+    import pickle
+
+    from benchmarks.results import ResultRow
+
+    row = _row(valid_metrics={"accuracy": 0.7})
+    same = json.dumps(pickle.loads(pickle.dumps(row)).to_record()) == json.dumps(row.to_record())  # NaN-safe
+    assert same and row.to_record()["valid_metrics"] == '{"accuracy": 0.7}'
+    state = {k: v for k, v in row.__dict__.items() if k not in ("valid_metrics", "test_metrics")}  # an older row
+    old = ResultRow.__new__(ResultRow)
+    old.__setstate__(state)
+    assert old.valid_metrics == old.test_metrics == {} and old.to_record()["valid_metrics"] == ""

@@ -14,9 +14,17 @@ from benchmarks.cli import run_command as main  # raises, so a failure shows its
 from benchmarks.commands.export import Pick, export
 from benchmarks.nas.common import SETTINGS_FILE, check_budget, threads_per_trial
 from benchmarks.nas.local_backend import SYNE_TUNE_DIR, TrialLimit
-from benchmarks.nas.trial import TrialSettings, run_trial
+from benchmarks.nas.trial import TrialProtocol, TrialSettings, run_trial
 from benchmarks.ray_cluster import environment
-from benchmarks.results import COLUMNS, RESULTS_FILE, mark_pareto_best_epochs, pareto_mask, read_results
+from benchmarks.results import (
+    COLUMNS,
+    RESULTS_FILE,
+    mark_pareto_best_epochs,
+    pareto_mask,
+    parse_metrics,
+    read_results,
+    task_metrics,
+)
 from search_spaces import cost_of, get_search_space
 from supernet.extract import load_extracted
 
@@ -72,6 +80,9 @@ def test_rows_have_every_column_and_one_row_per_trial_and_epoch(random_run):
     assert set(frame["size_objective"]) == {"param_fraction"}
     assert frame["valid_error"].between(0, 1).all() and frame["test_error"].between(0, 1).all()
     assert (frame["runtime_s"] > 0).all()
+    for row in frame.itertuples():  # RTE's one metric, accuracy, on both splits of every epoch
+        assert parse_metrics(row.valid_metrics) == {"accuracy": pytest.approx(1 - row.valid_error)}
+        assert parse_metrics(row.test_metrics) == {"accuracy": pytest.approx(1 - row.test_error)}
     assert (random_run / "run.json").is_file() and (random_run / SYNE_TUNE_DIR / "0" / "std.out").is_file()
     settings = TrialSettings.read(random_run / SETTINGS_FILE)
     assert settings.threads == 1  # 2 threads over 2 workers
@@ -120,6 +131,47 @@ def test_a_trial_rerun_from_its_settings_reports_the_same_errors(random_run, spa
     assert [r["epoch"] for r in reports] == rows["epoch"].tolist()
     assert [r["valid_error"] for r in reports] == rows["valid_error"].tolist()
     assert [r["test_error"] for r in reports] == rows["test_error"].tolist()
+    assert [{"accuracy": r["valid_accuracy"]} for r in reports] == [parse_metrics(c) for c in rows["valid_metrics"]]
+    assert [{"accuracy": r["test_accuracy"]} for r in reports] == [parse_metrics(c) for c in rows["test_metrics"]]
+
+
+def test_an_mrpc_trial_reports_f1_and_accuracy_as_the_metric_function_scores_its_model(tiny_model, glue_dir,
+                                                                                       tmp_path, space):
+    """Every task metric a trial reports, and its results row records, is the task's metric function on the
+    predictions of the trial's (saved) model."""
+    from benchmarks.nas.common import RowMaker
+    from benchmarks.tasks.loaders import task_loaders
+    from benchmarks.tasks.metrics import metrics_fn
+    from benchmarks.tasks.registry import get_task
+    from supernet.evaluation import evaluate
+    from supernet.loading import load_tokenizer
+
+    task = get_task("mrpc")
+    protocol = TrialProtocol(epochs=1, lr=1e-3, max_train_samples=16, max_valid_samples=24, max_test_samples=24)
+    settings = TrialSettings(model=str(tiny_model), task="mrpc", search_space="small", data_dir=str(glue_dir),
+                             protocol=protocol, save_models=True)
+    reports = []
+    threads = torch.get_num_threads()
+    try:
+        run_trial(settings, space.midpoint(), lambda **fields: reports.append(fields), trial_dir=tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    (report,) = reports
+    model = load_extracted(tmp_path / BEST_MODEL_DIR, device="cpu")
+    loaders = task_loaders(task, load_tokenizer(str(tiny_model)), settings.data(), splits=("validation", "test"))
+    expected = {split: task_metrics(evaluate(model, loaders[split], metrics_fn=metrics_fn(task)).metrics)
+                for split in ("validation", "test")}
+    assert list(expected["validation"]) == ["f1", "accuracy"]
+    assert expected["validation"]["f1"] != expected["validation"]["accuracy"]
+    assert {name: report[f"valid_{name}"] for name in ("f1", "accuracy")} == expected["validation"]
+    assert {name: report[f"test_{name}"] for name in ("f1", "accuracy")} == expected["test"]
+    assert report["valid_error"] == 1 - expected["validation"]["f1"]
+    row = RowMaker(space=space, run_id="r", task="mrpc", model="m", searcher="random_search", search_space="small",
+                   seed=0, size_objective="param_fraction", seq_len=128, metrics=task.metrics)(space.midpoint(),
+                                                                                                report, 1.0)
+    record = row.to_record()
+    assert json.loads(record["valid_metrics"]) == expected["validation"]
+    assert json.loads(record["test_metrics"]) == expected["test"]
 
 
 def test_export_copies_the_models_trials_saved(random_run, tmp_path):

@@ -12,11 +12,11 @@ from baselines.searchers.loop import Budget, Evaluation, SearchLoop
 from benchmarks.artifacts import check_dataset_seed
 from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 from benchmarks.commands.search import check_searcher
-from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, read_results
+from benchmarks.results import COLUMNS, RESULTS_FILE, pareto_mask, parse_metrics, read_results, task_metrics
 from benchmarks.tasks.loaders import load_splits, make_dataloaders, subsample
 from benchmarks.tasks.metrics import compute_metrics
 from benchmarks.tasks.registry import get_task
-from benchmarks.ws.table import ResultsTable, RunIdentity
+from benchmarks.ws.table import Measured, ResultsTable, RunIdentity
 from search_spaces import cost_of, get_search_space
 from supernet.evaluation import evaluate
 from supernet.loading import load_model, load_tokenizer
@@ -52,12 +52,16 @@ def direct(supernet_dir, glue_dir):
     splits = {"validation": splits["validation"], "test": subsample(splits["test"], 48, 3)}
     loaders = make_dataloaders(get_task("rte"), splits, load_tokenizer(str(folder)), batch_size=32)
 
-    def error(config: dict, split: str) -> float:
+    def scores(config: dict, split: str) -> dict:
         result = evaluate(supernet, loaders[split], masks=space.to_masks(config),
                           metrics_fn=functools.partial(compute_metrics, get_task("rte")))
-        return result.metrics["error"]
+        return result.metrics
+
+    def error(config: dict, split: str) -> float:
+        return scores(config, split)["error"]
 
     error.space = space
+    error.scores = scores
     return error
 
 
@@ -83,6 +87,16 @@ def test_search_writes_distinct_rows_with_correct_pareto_test_errors(supernet_di
     assert frame.loc[~frame["pareto"], "test_error"].isna().all()
     for row in front.itertuples():
         assert row.test_error == pytest.approx(direct(json.loads(row.config), "test"))
+    # Every task metric (RTE: accuracy) of every row on validation and of every front row on test, as the task's
+    # metric function gives them for the same sub-network's predictions.
+    for row, config in zip(frame.itertuples(), configs):
+        valid = parse_metrics(row.valid_metrics)
+        assert valid == pytest.approx(task_metrics(direct.scores(config, "validation")))
+        assert list(valid) == ["accuracy"] and valid["accuracy"] == pytest.approx(1 - row.valid_error)
+        if row.pareto:
+            assert parse_metrics(row.test_metrics) == pytest.approx(task_metrics(direct.scores(config, "test")))
+        else:
+            assert row.test_metrics == ""
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(supernet_dir, tmp_path):
@@ -97,6 +111,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(supernet_dir, tmp_pa
     assert resumed["valid_error"].tolist() == straight["valid_error"].tolist()
     assert resumed["runtime_s"].iloc[6] > resumed["runtime_s"].iloc[5]
     assert resumed["test_error"].notna().tolist() == resumed["pareto"].tolist()
+    assert resumed["valid_metrics"].tolist() == straight["valid_metrics"].tolist()
+    assert (resumed["test_metrics"] != "").tolist() == resumed["pareto"].tolist()
 
 
 def test_guards(supernet_dir, tmp_path):
@@ -182,13 +198,20 @@ def test_results_table_marks_the_front_and_bounds_its_writing_time(tmp_path):
     configs = [{"a": 1, "b": 1}, {"a": 1, "b": 0}, {"a": 0, "b": 1}]  # sizes 0.5, 0.25, 0.25
     evaluations = [Evaluation(c, e, float(i)) for i, (c, e) in enumerate(zip(configs, [0.2, 0.3, 0.4]))]
     table = ResultsTable(identity, cost, tmp_path / "results.csv")
-    tested = {config_key(configs[1]): 0.35, config_key(configs[2]): 0.45}
+    tested = Measured(test_errors={config_key(configs[1]): 0.35, config_key(configs[2]): 0.45},
+                      valid_metrics={config_key(c): {"accuracy": 1 - e} for c, e in zip(configs, [0.2, 0.3, 0.4])},
+                      test_metrics={config_key(configs[1]): {"accuracy": 0.65}, config_key(configs[2]): {"accuracy": 0.55}})
     frame = table.write(evaluations[:2], tested)
     assert frame["pareto"].tolist() == [True, True] and frame["test_error"].isna().tolist() == [True, False]
+    assert frame["test_metrics"].tolist() == ["", '{"accuracy": 0.65}']
     table._last_duration = 3600.0  # pretend the last write took an hour: the next one waits
     assert table.write(evaluations, tested) is None
     assert len(read_results(tmp_path / "results.csv")) == 2
     frame = table.write(evaluations, tested, force=True)
     assert frame["pareto"].tolist() == [True, True, False]  # (0.4, 0.25) is dominated by (0.3, 0.25)
     assert frame["test_error"].tolist()[1] == 0.35 and pd.isna(frame["test_error"].tolist()[2])
-    assert read_results(tmp_path / "results.csv")["valid_error"].tolist() == [0.2, 0.3, 0.4]
+    assert frame["test_metrics"].tolist()[2] == ""  # off the front: no test scores
+    written = read_results(tmp_path / "results.csv")
+    assert written["valid_error"].tolist() == [0.2, 0.3, 0.4]
+    assert [parse_metrics(cell) for cell in written["valid_metrics"]] == [{"accuracy": 0.8}, {"accuracy": 0.7},
+                                                                          {"accuracy": 0.6}]

@@ -140,3 +140,90 @@ def test_the_pruning_level_is_an_option(tmp_path):
     assert "| standard | moasha | **100.0 ± 0.0** | **100.0 ± 0.0** |" in md
     tex = (tmp_path / "out" / "tables" / "relative_0.tex").read_text()
     assert "baseline & rfp & -- & \\textbf{100.0 $\\pm$ --} \\\\" in tex
+
+
+# ------------------------------------------------------------------ secondary metrics (MRPC accuracy beside F1)
+
+
+def mrpc_rows() -> pd.DataFrame:
+    """One weight-sharing MRPC run with every task metric, and one older run whose file had no metrics columns.
+
+    Main metric F1 (error = 1 - F1). At 50% pruned the best-validation sub-network is "0.4" (validation error
+    0.15): test F1 0.75 of the unpruned 0.80 (93.75%), test accuracy 0.60 of the unpruned 0.75 (80%). "0.3" has
+    the better validation accuracy (0.72) but, off the searched front, no test scores.
+    """
+    base = dict(kind="weight-sharing", method="random_search", searcher="random_search", search_space="small",
+                strategy="sandwich", task="mrpc", model="m", params=1, encoder_param_fraction=0.5, macs=1.0,
+                mac_fraction=0.5, size_objective="param_fraction", pareto=True, epoch=np.nan, runtime_s=1.0)
+    new = [  # size, valid F1, valid accuracy, test F1, test accuracy (NaN: not scored)
+        (1.0, 0.90, 0.80, 0.80, 0.75),
+        (0.4, 0.85, 0.70, 0.75, 0.60),
+        (0.3, 0.81, 0.72, np.nan, np.nan),
+    ]
+    records = []
+    for size, valid_f1, valid_acc, test_f1, test_acc in new:
+        tested = not np.isnan(test_f1)
+        records.append({**base, "run_id": "ws-0", "seed": 0, "config": json.dumps({"size": size}),
+                        "param_fraction": size, "valid_error": 1 - valid_f1, "test_error": 1 - test_f1,
+                        "valid_metrics": json.dumps({"f1": valid_f1, "accuracy": valid_acc}),
+                        "test_metrics": json.dumps({"f1": test_f1, "accuracy": test_acc}) if tested else ""})
+    for size, error in ((1.0, 0.2), (0.4, 0.3)):  # read from an old file: metrics columns empty
+        records.append({**base, "run_id": "ws-old", "seed": 1, "config": json.dumps({"size": size}),
+                        "param_fraction": size, "valid_error": error, "test_error": error,
+                        "valid_metrics": "", "test_metrics": ""})
+    return pd.DataFrame.from_records(records, columns=list(COLUMNS))
+
+
+def test_with_metric_re_expresses_the_chosen_sub_networks_in_another_metric():
+    from benchmarks.results import with_metric
+    from plotting.relative import relative_performance
+
+    frame = mrpc_rows()
+    accuracy = with_metric(frame, "accuracy")
+    assert accuracy["run_id"].tolist() == ["ws-0"] * 3  # the old run has no accuracy: dropped
+    assert set(accuracy["task"]) == {"mrpc (accuracy)"}
+    assert accuracy["valid_error"].tolist() == frame["valid_error"].iloc[:3].tolist()  # the selection stays F1's
+    assert accuracy["test_error"].tolist()[:2] == pytest.approx([0.25, 0.40]) and np.isnan(accuracy["test_error"].iloc[2])
+    rel = relative_performance(accuracy, [0.0, 0.5]).set_index("fraction_pruned")
+    assert rel.loc[0.0, "relative_performance"] == pytest.approx(1.0)
+    assert rel.loc[0.5, "relative_performance"] == pytest.approx(0.60 / 0.75)  # 80%
+    assert rel.loc[0.5, "performance"] == pytest.approx(0.60)
+    main = relative_performance(frame[frame["run_id"] == "ws-0"], [0.5])
+    assert main["relative_performance"].iloc[0] == pytest.approx(0.75 / 0.80)  # 93.75% in F1
+    # selecting by validation accuracy instead picks "0.3", which has no test score
+    selected = with_metric(frame, "accuracy", select_by_metric=True)
+    assert selected["valid_error"].tolist() == pytest.approx([0.20, 0.30, 0.28])
+    assert selected["pareto"].tolist() == [True, False, True]
+    assert np.isnan(relative_performance(selected, [0.5])["relative_performance"].iloc[0])
+    f1 = with_metric(frame, "f1")  # the main metric re-expressed: the same errors
+    assert f1["test_error"].iloc[:2].tolist() == pytest.approx(frame["test_error"].iloc[:2].tolist())
+    assert with_metric(frame, "mcc").empty
+
+
+def test_cross_task_table_gets_an_mrpc_accuracy_column(tmp_path):
+    from plotting.paper_tables import DEFAULT_SECONDARY_METRICS, relative_table
+
+    rte = hand_results()
+    frame = pd.concat([rte[rte["task"] == "rte"], mrpc_rows()], ignore_index=True)
+    table = relative_table(frame, 0.5, secondary_metrics=DEFAULT_SECONDARY_METRICS).table
+    assert table.header == ["kind", "method", "mrpc", "mrpc (accuracy)", "rte"]
+    row = next(r for r in table.rows if [c.text for c in r[:2]] == ["weight-sharing", "random_search"])
+    # mrpc: seeds 0 (93.75%) and 1 (old run: 0.7 / 0.8 = 87.5%); accuracy: seed 0 only
+    assert [c.text for c in row[2:4]] == ["90.6 ± 3.1", "80.0 ± –"]
+    assert relative_table(frame, 0.5).table.header == ["kind", "method", "mrpc", "rte"]
+    assert relative_table(frame, 0.5, secondary_metrics=[("mrpc", "f1")]).table.header == ["kind", "method", "mrpc",
+                                                                                             "rte"]
+    write_atomic(frame, tmp_path / "results.csv")
+    md = write_report(tmp_path / "results.csv", tmp_path / "report",
+                      settings=ReportSettings(bootstrap_samples=20, grid_points=10)).read_text()
+    section = md.split("## Cross-task tables")[1].split("\n## ")[0]
+    assert "| kind | method | mrpc | mrpc (accuracy) | rte |" in section
+    assert "mrpc (accuracy)" in (tmp_path / "report" / "tables" / "relative_50.tex").read_text()
+    assert "## Task mrpc (accuracy)" not in md  # only the cross-task table gets the column
+    args = add_report_arguments(argparse.ArgumentParser()).parse_args(
+        [str(tmp_path / "results.csv"), "--out", str(tmp_path / "none"), "--bootstrap-samples", "20",
+         "--grid-points", "10", "--secondary-metrics"])
+    assert "mrpc (accuracy)" not in run_report(args).read_text()
+    with pytest.raises(ValueError, match="TASK:METRIC"):
+        run_report(add_report_arguments(argparse.ArgumentParser()).parse_args(
+            [str(tmp_path / "results.csv"), "--out", str(tmp_path / "bad"), "--secondary-metrics", "accuracy"]))

@@ -1,0 +1,77 @@
+"""Running a grid's steps: each a ``plm-nas`` subprocess in its own folder, resumed or restarted when unfinished,
+marked ``DONE`` on success, its wall clock summed in ``timing.json``; and exporting finished steps' small files."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from benchmarks.grids.spec import DONE_MARKER, Step
+
+LOG_FILE = "log.txt"
+TIMING_FILE = "timing.json"
+# what --export-results copies: tidy tables, metrics, settings and logs, each at most EXPORT_MAX_BYTES
+EXPORT_SUFFIXES = (".csv", ".json", ".txt", ".md")
+EXPORT_MAX_BYTES = 2_000_000
+
+
+def _timing(folder: Path) -> dict:
+    path = folder / TIMING_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "attempts": 0}
+
+
+def run_step(step: Step, env: dict[str, str] | None = None, extra_args: Sequence[str] = ()) -> int:
+    """Run one step as a subprocess (resuming or restarting an unfinished one); mark it done on success.
+
+    ``extra_args`` go after the step's own options (argparse keeps the last value, so they override). The
+    wall clock of every attempt adds up in ``timing.json``.
+    """
+    if step.needs is not None and not (step.needs / DONE_MARKER).is_file():
+        raise RuntimeError(f"step {step.key!r} needs {step.needs}, which has not finished")
+    command = [*step.command, *extra_args]
+    if step.output_dir.exists():
+        if step.resumable:
+            command.append("--resume")
+        else:
+            shutil.rmtree(step.output_dir)
+    step.output_dir.mkdir(parents=True, exist_ok=True)
+    timing = _timing(step.output_dir)
+    started = time.perf_counter()
+    with open(step.output_dir / LOG_FILE, "a") as log:
+        log.write(f"$ plm-nas {' '.join(command)}\n")
+        log.flush()
+        code = subprocess.call([sys.executable, "-m", "benchmarks.cli", *command, "--no-progress"],
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    timing = {"seconds": round(timing["seconds"] + time.perf_counter() - started, 1),
+              "attempts": timing["attempts"] + 1, "exit_code": code, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (step.output_dir / TIMING_FILE).write_text(json.dumps(timing, indent=2) + "\n")
+    if code == 0:
+        (step.output_dir / DONE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    return code
+
+
+def export_results(steps: Sequence[Step], root: Path, dest: Path) -> list[Path]:
+    """Copy the small files (tables, metrics, settings, logs) of every finished step from ``root`` to ``dest``,
+    same relative paths; weights, checkpoints and anything over EXPORT_MAX_BYTES stay behind. Returns the copies."""
+    copied: list[Path] = []
+    for step in steps:
+        if not step.done:
+            continue
+        for path in sorted(step.output_dir.rglob("*")):
+            if not path.is_file() or path.stat().st_size > EXPORT_MAX_BYTES:
+                continue
+            if path.suffix not in EXPORT_SUFFIXES and path.name != DONE_MARKER:
+                continue
+            target = dest / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+            copied.append(target)
+    return copied
+
+
+def iter_pending(steps: Sequence[Step]) -> Iterator[Step]:
+    return (step for step in steps if not step.done)

@@ -1,0 +1,100 @@
+"""Dataloaders: dynamic padding, seeded shuffling, regression labels, multiple choice."""
+from __future__ import annotations
+
+import copy
+
+import datasets
+import pytest
+import torch
+
+from benchmarks.tasks import sources as data
+from benchmarks.tasks.loaders import load_splits, make_dataloaders, tokenize_split
+from benchmarks.tasks.registry import get_task
+from benchmarks.tasks.sources import load_official_splits
+
+# ------------------------------------------------------------------------------------------- dataloaders
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from supernet.loading import load_tokenizer
+
+    return load_tokenizer(None)
+
+
+def test_dataloaders_dynamic_padding(glue_dir, tokenizer):
+    splits = load_splits(get_task("rte"), glue_dir, seed=0)
+    loaders = make_dataloaders(get_task("rte"), splits, tokenizer, batch_size=32, eval_batch_size=8)
+    assert set(loaders) == {"train", "validation", "test"}
+    assert len(next(iter(loaders["train"]))["labels"]) == 32
+    test_batches = list(loaders["test"])
+    assert [len(b["labels"]) for b in test_batches] == [8] * 34 + [5]
+    lengths = []
+    for batch in test_batches:
+        assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+        assert batch["labels"].dtype == torch.long
+        longest = int(batch["attention_mask"].sum(1).max())
+        assert batch["input_ids"].shape[1] == longest <= 128  # padded to the longest in the batch
+        padding = batch["attention_mask"] == 0
+        assert (batch["input_ids"][padding] == tokenizer.pad_token_id).all()
+        lengths.append(longest)
+    assert min(lengths) < 128 and max(lengths) == 128  # long RTE premises are truncated to 128
+    first = test_batches[0]
+    expected = tokenizer(splits["test"][0]["sentence1"], splits["test"][0]["sentence2"])["input_ids"]
+    assert first["input_ids"][0, : len(expected)].tolist() == expected
+    assert first["labels"].tolist() == list(splits["test"]["label"])[:8]
+
+
+def test_train_loader_shuffles_with_seed(glue_dir, tokenizer):
+    splits = datasets.DatasetDict(train=load_splits(get_task("rte"), glue_dir, seed=0, max_train_samples=64)["train"])
+
+    def first_epoch_labels(**kwargs):
+        loader = make_dataloaders(get_task("rte"), splits, tokenizer, batch_size=64, **kwargs)["train"]
+        return [next(iter(loader))["input_ids"][:, 1].tolist() for _ in range(2)]
+
+    same_a, same_b = first_epoch_labels(seed=1), first_epoch_labels(seed=1)
+    other = first_epoch_labels(seed=2)
+    unshuffled = first_epoch_labels(shuffle_train=False)
+    assert same_a == same_b  # same seed, same orders
+    assert same_a[0] != same_a[1]  # a new order every epoch
+    assert same_a[0] != other[0]
+    assert unshuffled[0] == unshuffled[1]
+    assert sorted(same_a[0]) == sorted(unshuffled[0])
+
+
+def test_regression_labels_and_no_token_type_ids(glue_dir, tokenizer):
+    test = load_official_splits(get_task("stsb"), glue_dir)["test"].select(range(10))
+    no_types = copy.deepcopy(tokenizer)
+    no_types.model_input_names = ["input_ids", "attention_mask"]
+    batch = next(iter(make_dataloaders(get_task("stsb"), {"test": test}, no_types, batch_size=4)["test"]))
+    assert set(batch) == {"input_ids", "attention_mask", "labels"}
+    assert batch["labels"].dtype == torch.float32
+    assert batch["labels"].tolist() == pytest.approx([5.0, 4.75, 5.0, 2.4])
+
+
+def test_multiple_choice_batches(tokenizer):
+    swag = get_task("swag")
+    rows = {
+        "sent1": ["A man sits down.", "She runs."],
+        "sent2": ["He", "The dog"],
+        "ending0": ["eats.", "barks loudly at the mailman who runs away."],
+        "ending1": ["sleeps.", "sits."],
+        "ending2": ["reads.", "jumps."],
+        "ending3": ["leaves.", "runs."],
+        "label": [1, 3],
+    }
+    dataset = datasets.Dataset.from_dict(rows, features=data.task_features(swag))
+    tokenized = tokenize_split(swag, dataset, tokenizer)
+    assert tokenized[0]["input_ids"][1] == tokenizer("A man sits down.", "He sleeps.")["input_ids"]
+    batch = next(iter(make_dataloaders(swag, {"test": dataset}, tokenizer, batch_size=2)["test"]))
+    longest = max(len(ids) for example in tokenized.columns["input_ids"] for ids in example)
+    assert batch["input_ids"].shape == (2, 4, longest)
+    assert batch["attention_mask"][0].sum(1).tolist() == [len(ids) for ids in tokenized[0]["input_ids"]]
+    assert batch["labels"].tolist() == [1, 3]
+
+
+def test_tokenizer_without_pad_token_is_rejected(tokenizer):
+    no_pad = copy.deepcopy(tokenizer)
+    no_pad.pad_token = None
+    with pytest.raises(ValueError, match="no pad token"):
+        make_dataloaders(get_task("rte"), {}, no_pad, batch_size=2)

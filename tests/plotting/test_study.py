@@ -1,0 +1,123 @@
+"""The study section of a grid folder: relative performance against plain fine-tuning of the same seed, the
+weight-sharing vs standard NAS time ratio, the factor comparison, all with hand-computed numbers."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.results import COLUMNS
+from plotting.report import write_report
+from plotting.study import (
+    compare_factor,
+    constant_predictor,
+    finetuned_references,
+    is_study_root,
+    relative_to_finetuned,
+    speed_ratios,
+    summarize_speed,
+    supernet_runs,
+)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+
+
+def _row(seed: int, kind: str, method: str, valid: float, test: float, macs: float, runtime: float) -> dict:
+    row = {column: "" for column in COLUMNS}
+    row.update(run_id=f"{kind}-{method}-seed{seed}", kind=kind, method=method, searcher=method, search_space="small",
+               strategy="sandwich" if kind == "weight-sharing" else "", task="stsb", model="minilm", seed=seed,
+               config=json.dumps({"m": macs}), valid_error=valid, test_error=test, params=1, param_fraction=macs,
+               encoder_param_fraction=macs, macs=macs, mac_fraction=macs, size_objective="mac_fraction",
+               runtime_s=runtime, pareto=True)
+    return row
+
+
+@pytest.fixture
+def grid(tmp_path: Path) -> Path:
+    root = tmp_path / "grid"
+    for seed, (reference, trained, constant) in enumerate([(0.8, 100.0, 0.1), (0.9, 200.0, 0.3)]):
+        _write_json(root / f"finetuned/stsb/minilm/seed{seed}/metrics.json",
+                    {"test": {"main": reference, "pearson": reference / 2}})
+        supernet = root / f"supernets/stsb/minilm/small/sandwich/seed{seed}"
+        _write_json(supernet / "timing.json", {"seconds": trained})
+        _write_json(supernet / "metrics.json", {"constant": {"test": {"main": constant}}})
+    # seed 0: the 50% sub-network scores test 0.72 = 0.9 of fine-tuning's 0.8; seed 1: 0.72 = 0.8 of 0.9
+    rows = [_row(seed, "weight-sharing", "nsga2", valid, test, macs, runtime)
+            for seed, valid, test, macs, runtime in [(0, 0.10, 0.20, 1.0, 1.0), (0, 0.15, 0.28, 0.5, 2.0),
+                                                     (1, 0.10, 0.10, 1.0, 1.0), (1, 0.15, 0.28, 0.5, 2.0)]]
+    for seed in (0, 1):
+        folder = root / f"weight-sharing/stsb/minilm/small/sandwich/nsga2/seed{seed}"
+        folder.mkdir(parents=True)
+        pd.DataFrame([r for r in rows if r["seed"] == seed], columns=list(COLUMNS)).to_csv(folder / "results.csv",
+                                                                                            index=False)
+    return root
+
+
+def test_relative_performance_is_against_the_same_seeds_fine_tuning(grid):
+    assert is_study_root(grid) and not is_study_root(grid / "weight-sharing")
+    references = finetuned_references(grid)
+    assert references.sort_values("seed")["reference"].tolist() == [0.8, 0.9]
+    # a secondary metric is its own task, named as with_metric names re-expressed rows
+    secondary = finetuned_references(grid, [("stsb", "pearson")]).set_index(["task", "seed"])["reference"]
+    assert secondary[("stsb (pearson)", 1)] == pytest.approx(0.45) and secondary[("stsb", 1)] == 0.9
+    assert constant_predictor(grid) == {"stsb": pytest.approx(0.2)}
+    frame = pd.concat([pd.read_csv(p) for p in sorted(grid.rglob("results.csv"))], ignore_index=True)
+    frame["strategy"] = frame["strategy"].fillna("")
+    summary = relative_to_finetuned(frame, references, [0.5])
+    row = summary.iloc[0]
+    assert (row["method"], row["n"]) == ("nsga2", 2)
+    assert row["mean"] == pytest.approx(0.85) and row["se"] == pytest.approx(0.05)
+
+
+def test_report_of_a_grid_folder_has_the_study_section(grid, tmp_path):
+    report = write_report(grid, tmp_path / "report").read_text()
+    study = report[report.index("## Study"):]
+    # nsga2 at 50% pruned: 85.0 ± 5.0 (%); constant predictor: mean 0.2 over mean reference 0.85 = 23.5%
+    assert "85.0 ± 5.0" in study and "23.5" in study
+    supernets = supernet_runs(grid)
+    assert supernets["seconds"].tolist() == [100.0, 200.0]
+
+
+def _trajectory(run_id: str, kind: str, method: str, seed: int, points: list[tuple[float, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"task": "stsb", "kind": kind, "method": method, "run_id": run_id, "seed": seed,
+                          "searcher": method, "strategy": "sandwich" if kind == "weight-sharing" else "",
+                          "search_space": "small", "runtime_s": t, "hypervolume": hv} for t, hv in points])
+
+
+def test_speed_ratio_counts_the_super_networks_training():
+    trajectories = pd.concat([
+        _trajectory("std", "standard", "moasha", 0, [(100.0, 0.5), (400.0, 0.7), (900.0, 0.7)]),
+        _trajectory("fast", "weight-sharing", "nsga2", 0, [(10.0, 0.6), (30.0, 0.75)]),
+        _trajectory("never", "weight-sharing", "ehvi", 0, [(10.0, 0.6), (50.0, 0.69)]),
+    ], ignore_index=True)
+    supernets = pd.DataFrame([{"task": "stsb", "model": "minilm", "search_space": "small", "strategy": "sandwich",
+                               "seed": 0, "seconds": 100.0, "constant": 0.0}])
+    ratios = speed_ratios(trajectories, supernets).set_index("weight_sharing")
+    # standard NAS reached its final 0.7 at 400 s; nsga2 at 30 s of search + 100 s of super-network training
+    assert ratios.loc["nsga2", "standard_s"] == 400.0 and ratios.loc["nsga2", "ws_total_s"] == 130.0
+    assert math.isinf(ratios.loc["ehvi", "ws_search_s"])
+    speed = summarize_speed(ratios.reset_index()).set_index("weight_sharing")
+    assert speed.loc["nsga2", "total_ratio"] == pytest.approx(130 / 400)
+    assert speed.loc["nsga2", "search_ratio"] == pytest.approx(30 / 400)
+    assert (speed.loc["ehvi", "reached"], speed.loc["ehvi", "runs"]) == (0, 1)
+
+
+def test_factor_comparison_ranks_within_each_seed():
+    final = pd.DataFrame([
+        {"task": "stsb", "kind": "weight-sharing", "searcher": "random_search", "search_space": "small",
+         "strategy": strategy, "seed": seed, "hypervolume": hv}
+        for strategy, seed, hv in [("sandwich", 0, 0.9), ("kd", 0, 0.8), ("sandwich", 1, 0.7), ("kd", 1, 0.75),
+                                   ("random", 0, 0.1)]
+    ])
+    table = compare_factor(final, "strategy", {"searcher": "random_search", "search_space": "small"}).set_index("strategy")
+    assert table.loc["sandwich", "rank"] == pytest.approx(1.5) and table.loc["kd", "rank"] == pytest.approx(1.5)
+    assert table.loc["random", "rank"] == 3.0 and table.loc["random", "n"] == 1
+    assert table.loc["sandwich", "hypervolume"] == pytest.approx(0.8)
+    assert np.isnan(table.loc["random", "hypervolume_se"])
