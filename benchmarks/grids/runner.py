@@ -17,6 +17,7 @@ TIMING_FILE = "timing.json"
 # what --export-results copies: tidy tables, metrics, settings and logs, each at most EXPORT_MAX_BYTES
 EXPORT_SUFFIXES = (".csv", ".json", ".txt", ".md")
 EXPORT_MAX_BYTES = 2_000_000
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 def _timing(folder: Path) -> dict:
@@ -54,15 +55,24 @@ def run_step(step: Step, env: dict[str, str] | None = None, extra_args: Sequence
     return code
 
 
+def _model_folders(folder: Path) -> set[Path]:
+    """Folders below a step's folder that hold weights (a saved model or checkpoint): exported as nothing."""
+    return {path.parent for suffix in WEIGHT_SUFFIXES for path in folder.rglob(f"*{suffix}")} - {folder}
+
+
 def export_results(steps: Sequence[Step], root: Path, dest: Path) -> list[Path]:
     """Copy the small files (tables, metrics, settings, logs) of every finished step from ``root`` to ``dest``,
-    same relative paths; weights, checkpoints and anything over EXPORT_MAX_BYTES stay behind. Returns the copies."""
+    same relative paths; saved models and checkpoints (every file of a folder holding weights) and anything over
+    EXPORT_MAX_BYTES stay behind. Returns the copies."""
     copied: list[Path] = []
     for step in steps:
         if not step.done:
             continue
+        models = _model_folders(step.output_dir)
         for path in sorted(step.output_dir.rglob("*")):
             if not path.is_file() or path.stat().st_size > EXPORT_MAX_BYTES:
+                continue
+            if any(folder in path.parents for folder in models):
                 continue
             if path.suffix not in EXPORT_SUFFIXES and path.name != DONE_MARKER:
                 continue

@@ -162,7 +162,9 @@ def test_timing_threads_and_export_of_finished_steps(tmp_path, monkeypatch):
         calls.append(cmd[3:])
         out = Path(cmd[cmd.index("--output-dir") + 1])
         (out / "results.csv").write_text("run_id\nx\n")
-        (out / "model.safetensors").write_bytes(b"\0" * 10)
+        (out / "best_model").mkdir()
+        (out / "best_model" / "model.safetensors").write_bytes(b"\0" * 10)
+        (out / "best_model" / "config.json").write_text("{}")  # a saved model's settings stay with it
         return 0
 
     monkeypatch.setattr(subprocess, "call", fake_call)
