@@ -105,6 +105,18 @@ def test_relative_performance_hand_case():
         relative_performance(frame, [1.0])
 
 
+def test_half_the_layers_count_at_half_pruned_though_the_task_head_adds_a_sliver():
+    """MiniLM's bottom 3 of 6 layers are 50.005% of its MACs with the classifier: within 50% pruned; 50.2% is not."""
+    frame = result_rows([
+        dict(run_id="r", param_fraction=1.0, valid_error=0.10, test_error=0.20),
+        dict(run_id="r", param_fraction=0.500052, valid_error=0.15, test_error=0.28),  # 0.72 / 0.80 = 0.90
+        dict(run_id="r", param_fraction=0.502, valid_error=0.11, test_error=0.21),  # too large, better valid
+        dict(run_id="r", param_fraction=0.17, valid_error=0.40, test_error=0.60),
+    ])
+    rel = relative_performance(frame, [0.5]).iloc[0]
+    assert rel["size"] == 0.500052 and rel["relative_performance"] == pytest.approx(0.9)
+
+
 def test_relative_performance_falls_back_to_task_reference_and_uses_best_epoch():
     a = json.dumps({"t": "a"})
     frame = result_rows([
