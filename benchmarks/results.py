@@ -290,7 +290,8 @@ def with_metric(frame: pd.DataFrame, metric: str, select_by_metric: bool = False
 
     ``test_error`` becomes ``1 - test_metrics[metric]`` (NaN where the test split was not scored) and ``task``
     becomes :func:`metric_task` (e.g. ``"mrpc (accuracy)"``), so the rows form a task of their own in cross-task
-    tables. Rows whose ``valid_metrics`` lack ``metric`` (not scored, or a file from before the column) are dropped.
+    tables (and ``run_id`` likewise, so they are runs of their own). Rows whose ``valid_metrics`` lack ``metric``
+    (not scored, or a file from before the column) are dropped.
 
     By default ``valid_error`` stays the main metric's: what each run chose (its front, the best epoch of each
     standard-NAS trial, the best-validation sub-network within a size) is unchanged, and only how the chosen
@@ -307,4 +308,7 @@ def with_metric(frame: pd.DataFrame, metric: str, select_by_metric: bool = False
         rows["valid_error"] = 1.0 - valid[rows.index]
         rows = mark_pareto_best_epochs(rows)
     rows["task"] = [metric_task(str(task), metric) for task in rows["task"]]
+    # runs of their own too: rules that group a run's rows (best epoch per trial) must not pool them with the
+    # same run's rows in the main metric
+    rows["run_id"] = [metric_task(str(run_id), metric) for run_id in rows["run_id"]]
     return rows

@@ -180,7 +180,7 @@ def test_with_metric_re_expresses_the_chosen_sub_networks_in_another_metric():
 
     frame = mrpc_rows()
     accuracy = with_metric(frame, "accuracy")
-    assert accuracy["run_id"].tolist() == ["ws-0"] * 3  # the old run has no accuracy: dropped
+    assert accuracy["run_id"].tolist() == ["ws-0 (accuracy)"] * 3  # the old run has no accuracy: dropped
     assert set(accuracy["task"]) == {"mrpc (accuracy)"}
     assert accuracy["valid_error"].tolist() == frame["valid_error"].iloc[:3].tolist()  # the selection stays F1's
     assert accuracy["test_error"].tolist()[:2] == pytest.approx([0.25, 0.40]) and np.isnan(accuracy["test_error"].iloc[2])
@@ -198,6 +198,19 @@ def test_with_metric_re_expresses_the_chosen_sub_networks_in_another_metric():
     f1 = with_metric(frame, "f1")  # the main metric re-expressed: the same errors
     assert f1["test_error"].iloc[:2].tolist() == pytest.approx(frame["test_error"].iloc[:2].tolist())
     assert with_metric(frame, "mcc").empty
+
+
+def test_secondary_metric_rows_with_epochs_keep_their_own_best_epoch():
+    """Layer-drop rows carry the epoch of their fine-tuning: in one frame with the main-metric rows, the best-epoch
+    rule must not pool the two (it did, and layer dropping lost its accuracy column)."""
+    from plotting.paper_tables import relative_at, with_secondary_metrics
+
+    frame = mrpc_rows()
+    frame = frame[frame["run_id"] == "ws-0"].assign(epoch=1.0)
+    frame.loc[frame.index[0], "epoch"] = np.nan  # the unpruned model, not fine-tuned again
+    rel = relative_at(with_secondary_metrics(frame, [("mrpc", "accuracy")]), 0.5).set_index("task")
+    assert rel.loc["mrpc", "mean"] == pytest.approx(0.75 / 0.80)
+    assert rel.loc["mrpc (accuracy)", "mean"] == pytest.approx(0.60 / 0.75)
 
 
 def test_cross_task_table_gets_an_mrpc_accuracy_column(tmp_path):
