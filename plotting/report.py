@@ -123,7 +123,8 @@ def write_report(
     for folder, metrics in supernets.items():
         supernet_section(folder, metrics, ctx)
     for source in filter(is_study_root, sources):
-        ctx.blocks += catching(ctx, study_section, Path(source), frame, trajectories, settings.table_fractions_pruned,
+        ctx.blocks += catching(ctx, study_section, Path(source), frame, trajectories, final,
+                               settings.table_fractions_pruned,
                                settings.size_objective, settings.secondary_metrics).to_blocks()
     for section in sections:
         ctx.blocks += section.to_blocks()

@@ -23,9 +23,10 @@ import pandas as pd
 
 from benchmarks.results import metric_task
 from plotting.document import DASH, Cell, Paragraph, Section, Table, format_mean_se
-from plotting.hypervolume import TIME, final_hypervolume, standard_error, summarize_over_seeds
+from plotting.hypervolume import TIME, standard_error, summarize_over_seeds
 from plotting.paper_tables import with_secondary_metrics
 from plotting.relative import relative_performance
+from plotting.report_sections import format_seconds
 
 FINETUNED_DIR = "finetuned"
 SUPERNETS_DIR = "supernets"
@@ -196,9 +197,7 @@ def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str]) -
 
 
 def _seconds(value: float) -> str:
-    if not np.isfinite(value):
-        return DASH
-    return f"{value / 60:.1f} min" if value >= 60 else f"{value:.0f} s"
+    return format_seconds(value) if np.isfinite(value) else DASH
 
 
 def _relative_table(summary: pd.DataFrame, constant: Mapping[str, float], references: pd.DataFrame,
@@ -250,12 +249,13 @@ def _timing_table(timings: pd.DataFrame) -> Table:
 
 
 def study_section(
-    root: Path, frame: pd.DataFrame, trajectories: pd.DataFrame, fractions_pruned: Sequence[float],
+    root: Path, frame: pd.DataFrame, trajectories: pd.DataFrame, final: pd.DataFrame, fractions_pruned: Sequence[float],
     size_column: str | None = None, secondary_metrics: Sequence[tuple[str, str]] = (),
     compare_task: str = "stsb", compare_searcher: str = "random_search",
     main_strategy: str = "sandwich", main_space: str = "small",
 ) -> Section:
-    """The study tables of a grid folder (see the module docstring) as one report section."""
+    """The study tables of a grid folder (see the module docstring) as one report section; ``final`` is every
+    run's last hypervolume (:func:`plotting.hypervolume.final_hypervolume` of ``trajectories``)."""
     references = finetuned_references(root, secondary_metrics)
     supernets = supernet_runs(root)
     section = Section(f"Study: {root}")
@@ -268,7 +268,6 @@ def study_section(
             "(finetuned/); TASK (METRIC) columns measure the same chosen sub-networks in a secondary metric. The "
             "constant predictor's row says what a model that learnt nothing scores."),
             _relative_table(summary, constant_predictor(root, secondary_metrics), references, fractions_pruned)]
-    final = final_hypervolume(trajectories)
     speed = speed_ratios(trajectories, supernets)
     if not speed.empty:
         section.blocks += [Paragraph(
