@@ -37,7 +37,7 @@ from plotting.report_sections import (
     relative_section,
     write_documents,
 )
-from plotting.study import is_study_root, study_section
+from plotting.study import is_study_root, read_manifest, study_section
 from plotting.style import method_colors
 from plotting.supernet_report import split_supernet_runs, supernet_of, supernet_section, write_supernet_report
 
@@ -83,7 +83,16 @@ def write_report(
     out_dir = Path(out_dir)
     if not sources:
         return write_supernet_report(supernets, out_dir, settings)
-    frame = label_variants(pd.concat([read_results(source) for source in sources], ignore_index=True))
+    main_parts, comparison_parts = [], []
+    for source in sources:
+        rows = read_results(source)
+        manifest = read_manifest(source) if is_study_root(source) else None
+        main = manifest.is_main(rows) if manifest else pd.Series(True, index=rows.index)
+        main_parts.append(rows[main])
+        comparison_parts.append(rows[~main])
+    # the searchers are compared on a grid's main runs; its factor comparisons' runs count in their own tables
+    frame = label_variants(pd.concat(main_parts, ignore_index=True))
+    comparisons = pd.concat(comparison_parts, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(out_dir, settings, method_colors(frame["method"].astype(str).unique()))
     title = "plm-nas results report"
@@ -107,6 +116,14 @@ def write_report(
     ]
     ctx.blocks += [Heading("Overview"), Table(["task", "rows", "runs", "methods", "size objective"], overview)]
     final = final_hypervolume(trajectories)
+    everything, everything_final = frame, final
+    if not comparisons.empty:
+        everything = label_variants(pd.concat([frame, comparisons], ignore_index=True))
+        everything_final = final_hypervolume(catching(ctx, hypervolume_over_time, best_so_far_rows(everything),
+                                                      hv_settings))
+        ctx.blocks.append(Paragraph(
+            f"{comparisons['run_id'].nunique()} runs of the grid's factor comparisons (grid.json) are left out of "
+            "the searcher tables and ranks; they appear in the comparison tables of the study section."))
     paper_tables_section(frame, final, ctx)
     ranks_section(trajectories, ctx)
     for task, rows in frame.groupby("task", sort=True):
@@ -118,14 +135,15 @@ def write_report(
         relative_section(str(task), rows, sizes[task], ctx)
         ctx.blocks.append(Heading("Pareto fronts", 3))
         pareto_section(str(task), rows, sizes[task], ctx)
-    boxplot_section(final[final["kind"] == "weight-sharing"], "strategy", "super-network training strategies", ctx)
-    boxplot_section(final, "search_space", "search spaces", ctx)
+    boxplot_section(everything_final[everything_final["kind"] == "weight-sharing"], "strategy",
+                    "super-network training strategies", ctx)
+    boxplot_section(everything_final, "search_space", "search spaces", ctx)
     for folder, metrics in supernets.items():
         supernet_section(folder, metrics, ctx)
     for source in filter(is_study_root, sources):
         ctx.blocks += catching(ctx, study_section, Path(source), frame, trajectories, final,
-                               settings.table_fractions_pruned,
-                               settings.size_objective, settings.secondary_metrics).to_blocks()
+                               settings.table_fractions_pruned, settings.size_objective, settings.secondary_metrics,
+                               everything, everything_final).to_blocks()
     for section in sections:
         ctx.blocks += section.to_blocks()
     return write_documents(ctx, title)

@@ -9,14 +9,20 @@ constant predictor) and every step's ``timing.json``. From them:
   paper's reference: the unpruned fine-tuned model), for every method, with the constant predictor beside it;
 * the wall-clock time weight-sharing NAS needs to reach each standard-NAS run's final hypervolume, with and
   without the super-network's training, over the time standard NAS needed (the paper's speed claim);
-* the super-network strategies and search spaces compared on one task by final hypervolume and rank;
+* the factor comparisons the grid's ``grid.json`` names (e.g. the super-network strategies and search spaces on
+  one task) by final hypervolume, rank and relative performance;
 * the time of every step.
+
+``grid.json`` (:class:`StudyManifest`) also says which weight-sharing runs are the grid's *main* runs (its main
+strategies and search spaces): the searcher comparisons (ranks, cross-task tables, speed) use those alone, and
+the comparison runs appear only in their factor's tables.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +38,7 @@ FINETUNED_DIR = "finetuned"
 SUPERNETS_DIR = "supernets"
 TIMING_FILE = "timing.json"
 METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "grid.json"  # as benchmarks.grids writes it
 STEP_FOLDERS = ("supernets", "weight-sharing", "standard", "finetuned", "baselines")
 STANDARD = "standard"
 WEIGHT_SHARING = "weight-sharing"
@@ -41,6 +48,65 @@ def is_study_root(folder: str | Path) -> bool:
     """Whether a folder is a grid's root with fine-tuned models or super-networks (their metrics and timings)."""
     folder = Path(folder)
     return folder.is_dir() and any((folder / name).is_dir() for name in (FINETUNED_DIR, SUPERNETS_DIR))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs of one grid part that differ only in ``factor`` (its ``values``), the other factors as in ``fixed``."""
+
+    factor: str
+    values: tuple[str, ...]
+    fixed: Mapping[str, tuple[str, ...]]
+    tasks: tuple[str, ...]
+    searchers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StudyManifest:
+    """What ``grid.json`` says: the main runs' strategies and search spaces, and the grid's factor comparisons."""
+
+    grid: str
+    main: Mapping[str, tuple[str, ...]]
+    comparisons: tuple[Comparison, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudyManifest:
+        try:
+            comparisons = tuple(
+                Comparison(str(c["factor"]), tuple(map(str, c["values"])),
+                           {k: tuple(map(str, v)) for k, v in c["fixed"].items()},
+                           tuple(map(str, c["tasks"])), tuple(map(str, c["searchers"])))
+                for c in data.get("comparisons", ()))
+            main = {factor: tuple(map(str, values)) for factor, values in data["main"].items()}
+            return cls(str(data["grid"]), main, comparisons)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{MANIFEST_FILE} lacks or misshapes {error}; expected keys grid, main, comparisons "
+                             "as plm-nas experiments writes them") from error
+
+    def is_main(self, frame: pd.DataFrame) -> pd.Series:
+        """Rows of main runs: pruning baselines, and searches whose strategy (weight-sharing) and search space
+        are among the main ones."""
+        kinds = {"strategy": [WEIGHT_SHARING], "search_space": [WEIGHT_SHARING, STANDARD]}
+        main = pd.Series(True, index=frame.index)
+        for factor, values in self.main.items():
+            applies = frame["kind"].isin(kinds.get(factor, [WEIGHT_SHARING, STANDARD]))
+            main &= ~applies | frame[factor].astype(str).isin(values)
+        return main
+
+
+def read_manifest(root: str | Path) -> StudyManifest | None:
+    """The grid's manifest in ``root`` (None where there is none: every run counts as a main run)."""
+    path = Path(root) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from error
+    try:
+        return StudyManifest.from_dict(data)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
 
 
 def _seed(folder: Path) -> int:
@@ -115,19 +181,21 @@ def step_timings(root: Path) -> pd.DataFrame:
 
 
 def relative_to_finetuned(
-    frame: pd.DataFrame, references: pd.DataFrame, fractions_pruned: Sequence[float], size_column: str | None = None
+    frame: pd.DataFrame, references: pd.DataFrame, fractions_pruned: Sequence[float], size_column: str | None = None,
+    by: Sequence[str] = ("task", "kind", "method"),
 ) -> pd.DataFrame:
-    """Per task, method and fraction pruned: mean, s.e. and n over seeds of the relative test performance, each
-    seed's runs relative to the plain fine-tuning of that task and seed (runs without one are left out)."""
+    """Per group ``by`` (default: task and method) and fraction pruned: mean, s.e. and n over seeds of the relative
+    test performance, each seed's runs relative to the plain fine-tuning of that task and seed (runs without one
+    are left out)."""
     parts = []
     for (task, seed), reference in references.groupby(["task", "seed"])["reference"]:
         rows = frame[(frame["task"] == task) & (frame["seed"] == seed)]
         if not rows.empty:
             parts.append(relative_performance(rows, fractions_pruned, size_column, reference=float(reference.mean())))
     if not parts:
-        return pd.DataFrame(columns=["task", "kind", "method", "fraction_pruned", "mean", "n", "se"])
+        return pd.DataFrame(columns=[*by, "fraction_pruned", "mean", "n", "se"])
     rel = pd.concat(parts, ignore_index=True)
-    return summarize_over_seeds(rel, "relative_performance", by=("task", "kind", "method", "fraction_pruned"))
+    return summarize_over_seeds(rel, "relative_performance", by=(*by, "fraction_pruned"))
 
 
 def first_time_reaching(trajectory: pd.DataFrame, target: float, tolerance: float = 1e-9) -> float:
@@ -180,12 +248,12 @@ def summarize_speed(ratios: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str]) -> pd.DataFrame:
-    """Weight-sharing runs of one searcher that differ only in ``factor`` (the others as in ``fixed``): per task and
+def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str | Sequence[str]]) -> pd.DataFrame:
+    """Weight-sharing runs that differ only in ``factor`` (the others among the values in ``fixed``): per task and
     value, mean ± s.e. of the final hypervolume and of the rank among the values run with the same seed."""
     runs = final[final["kind"] == WEIGHT_SHARING]
-    for column, value in fixed.items():
-        runs = runs[runs[column].astype(str) == value]
+    for column, values in fixed.items():
+        runs = runs[runs[column].astype(str).isin([values] if isinstance(values, str) else list(values))]
     if runs.empty:
         return pd.DataFrame(columns=["task", factor, "hypervolume", "hypervolume_se", "rank", "rank_se", "n"])
     runs = runs.assign(rank=runs.groupby(["task", "seed"])["hypervolume"].rank(ascending=False, method="average"))
@@ -194,6 +262,17 @@ def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str]) -
     out["hypervolume_se"] = grouped["hypervolume"].agg(standard_error).to_numpy()
     out["rank_se"] = grouped["rank"].agg(standard_error).to_numpy()
     return out.sort_values(["task", "rank"]).reset_index(drop=True)
+
+
+def comparison_runs(frame: pd.DataFrame, comparison: Comparison, searcher: str) -> pd.DataFrame:
+    """The rows of a comparison's runs searched by ``searcher``: weight-sharing, on its tasks, with a value of its
+    factor and the fixed factors' values."""
+    rows = frame[(frame["kind"] == WEIGHT_SHARING) & frame["task"].astype(str).isin(comparison.tasks)
+                 & (frame["searcher"].astype(str) == searcher)
+                 & frame[comparison.factor].astype(str).isin(comparison.values)]
+    for column, values in comparison.fixed.items():
+        rows = rows[rows[column].astype(str).isin(values)]
+    return rows
 
 
 def _seconds(value: float) -> str:
@@ -234,10 +313,20 @@ def _speed_table(speed: pd.DataFrame) -> Table:
     return Table(header, rows)
 
 
-def _factor_table(table: pd.DataFrame, factor: str) -> Table:
-    rows = [[Cell(str(r.task)), Cell(str(getattr(r, factor))), Cell(format_mean_se(r.hypervolume, r.hypervolume_se)),
-             Cell(format_mean_se(r.rank, r.rank_se, digits=2)), Cell(str(r.n))] for r in table.itertuples()]
-    return Table(["task", factor.replace("_", " "), "final hypervolume", "rank", "seeds"], rows)
+def _factor_table(table: pd.DataFrame, factor: str, relative: pd.DataFrame, fractions: Sequence[float]) -> Table:
+    rows = []
+    for r in table.itertuples():
+        value = getattr(r, factor)
+        cells = [Cell(str(r.task)), Cell(str(value)), Cell(format_mean_se(r.hypervolume, r.hypervolume_se)),
+                 Cell(format_mean_se(r.rank, r.rank_se, digits=2)), Cell(str(r.n))]
+        for fraction in fractions:
+            hit = relative[(relative["task"] == r.task) & (relative[factor].astype(str) == str(value))
+                           & np.isclose(relative["fraction_pruned"], fraction)] if not relative.empty else relative
+            cells.append(Cell(DASH if hit.empty else format_mean_se(hit["mean"].iloc[0], hit["se"].iloc[0], digits=1,
+                                                                    scale=100.0)))
+        rows.append(cells)
+    return Table(["task", factor.replace("_", " "), "final hypervolume", "rank", "seeds",
+                  *(f"relative {100 * f:.0f}%" for f in fractions)], rows)
 
 
 def _timing_table(timings: pd.DataFrame) -> Table:
@@ -248,14 +337,43 @@ def _timing_table(timings: pd.DataFrame) -> Table:
     return Table(["step", "task", "runs", "total", "mean per run"], rows)
 
 
+def comparison_section(comparison: Comparison, everything: pd.DataFrame, final: pd.DataFrame,
+                       references: pd.DataFrame, fractions_pruned: Sequence[float],
+                       size_column: str | None = None) -> list[Paragraph | Table]:
+    """One comparison's tables (one per searcher), from every run's rows and final hypervolumes; empty while fewer
+    than two of its values have run."""
+    blocks: list[Paragraph | Table] = []
+    factor, name = comparison.factor, comparison.factor.replace("_", " ")
+    for searcher in comparison.searchers:
+        selection = {"searcher": [searcher], factor: comparison.values, **comparison.fixed}
+        table = compare_factor(final[final["task"].astype(str).isin(comparison.tasks)], factor, selection)
+        if table[factor].nunique() < 2:
+            continue
+        runs = comparison_runs(everything, comparison, searcher)
+        relative = (relative_to_finetuned(runs, references, fractions_pruned, size_column, by=("task", factor))
+                    if not references.empty and not runs.empty else pd.DataFrame())
+        fixed = ", ".join(f"{column.replace('_', ' ')} {'/'.join(values)}" for column, values in comparison.fixed.items())
+        missing = sorted(set(comparison.values) - set(table[factor].astype(str)))
+        blocks += [Paragraph(
+            f"{', '.join(comparison.tasks)}: super-networks that differ only in their {name} ({fixed}), each searched "
+            f"by {searcher}; rank 1 = largest final hypervolume among them with the same seed (hypervolumes "
+            "normalised over every run of the task, comparison runs included); relative: test performance at that "
+            "fraction pruned over the same seed's plain fine-tuning, in %."
+            + (f" Not run yet: {', '.join(missing)}." if missing else "")),
+            _factor_table(table, factor, relative, fractions_pruned)]
+    return blocks
+
+
 def study_section(
     root: Path, frame: pd.DataFrame, trajectories: pd.DataFrame, final: pd.DataFrame, fractions_pruned: Sequence[float],
     size_column: str | None = None, secondary_metrics: Sequence[tuple[str, str]] = (),
-    compare_task: str = "stsb", compare_searcher: str = "random_search",
-    main_strategy: str = "sandwich", main_space: str = "small",
+    everything: pd.DataFrame | None = None, everything_final: pd.DataFrame | None = None,
 ) -> Section:
-    """The study tables of a grid folder (see the module docstring) as one report section; ``final`` is every
-    run's last hypervolume (:func:`plotting.hypervolume.final_hypervolume` of ``trajectories``)."""
+    """The study tables of a grid folder (see the module docstring) as one report section. ``frame``,
+    ``trajectories`` and ``final`` (every run's last hypervolume) are of the main runs; ``everything`` and
+    ``everything_final`` of all runs, the comparisons' included (default: the main ones)."""
+    everything = frame if everything is None else everything
+    everything_final = final if everything_final is None else everything_final
     references = finetuned_references(root, secondary_metrics)
     supernets = supernet_runs(root)
     section = Section(f"Study: {root}")
@@ -275,14 +393,10 @@ def study_section(
             "task as above): standard NAS's own time, and weight-sharing NAS's with its super-network's training "
             "(from supernets/*/timing.json) and without; ratios below 1 mean weight-sharing NAS is faster. Means over "
             "the seeds in which weight-sharing NAS reached the target."), _speed_table(summarize_speed(speed))]
-    for factor, fixed in (("strategy", {"search_space": main_space}), ("search_space", {"strategy": main_strategy})):
-        table = compare_factor(final[final["task"] == compare_task], factor,
-                               {"searcher": compare_searcher, **fixed})
-        if table[factor].nunique() >= 2:
-            section.blocks += [Paragraph(
-                f"{compare_task}: super-networks that differ only in their {factor.replace('_', ' ')}, each searched "
-                f"by {compare_searcher}; rank 1 = largest final hypervolume among them with the same seed."),
-                _factor_table(table, factor)]
+    manifest = read_manifest(root)
+    for comparison in manifest.comparisons if manifest else ():
+        section.blocks += comparison_section(comparison, everything, everything_final, references, fractions_pruned,
+                                             size_column)
     timings = step_timings(root)
     if not timings.empty:
         notes = sorted(set(timings["note"]) - {""})

@@ -17,7 +17,21 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from benchmarks.grids import CPU_GRID, CPU_STUDY, DONE_MARKER, GRIDS, KINDS, PAPER_GRID, Step, expand, get_grid, restrict
+from benchmarks.files import write_json_atomic
+from benchmarks.grids import (
+    CPU_GRID,
+    CPU_STUDY,
+    DONE_MARKER,
+    GRIDS,
+    KINDS,
+    MANIFEST_FILE,
+    PAPER_GRID,
+    Step,
+    expand,
+    get_grid,
+    manifest,
+    restrict,
+)
 from benchmarks.grids.runner import LOG_FILE, export_results, iter_pending, run_step
 
 __all__ = ["CPU_GRID", "CPU_STUDY", "DONE_MARKER", "PAPER_GRID", "Step", "expand", "export_results", "get_grid",
@@ -51,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     )
     data_args = ("--data-dir", args.data_dir) if args.data_dir else ()
     steps = expand(grid, Path(args.output_dir), data_args=data_args, kinds=args.kinds)
+    # the whole grid's manifest (not the restricted one): which runs are main and which compare a factor
+    grid_manifest = manifest(get_grid(args.grid))
     if args.export_results is not None:
         copied = export_results(steps, Path(args.output_dir), args.export_results)
+        if copied:
+            copied.append(write_json_atomic(grid_manifest, Path(args.export_results) / MANIFEST_FILE))
         print(f"copied {len(copied)} files of {sum(s.done for s in steps)} finished steps to {args.export_results}")
         return 0
     if args.list:
@@ -60,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"[{'done' if step.done else '    '}] {step.key}  ->  {step.output_dir}")
         return 0
     pending = list(iter_pending(steps))
+    if pending:
+        write_json_atomic(grid_manifest, Path(args.output_dir) / MANIFEST_FILE)
     print(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(pending)} already done")
     failed: list[str] = []
     env = dict(os.environ, MPLBACKEND="Agg")

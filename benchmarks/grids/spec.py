@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 DONE_MARKER = "DONE"
+MANIFEST_FILE = "grid.json"  # at the grid's root: what a report needs to know of the grid beyond its folders
 KINDS: tuple[str, ...] = ("ws", "nas", "prune")  # weight-sharing NAS, standard NAS, pruning baselines
 
 
@@ -181,3 +182,19 @@ def expand(grid: GridSpec, root: Path, data_args: Sequence[str] = (), kinds: Seq
                     steps.setdefault(step.output_dir, step)
     return list(steps.values())
 
+
+
+def manifest(grid: GridSpec) -> dict:
+    """The grid as a report reads it (``grid.json``): the main runs' strategies and search spaces, on which the
+    searchers are compared, and the factor comparisons its parts make (factor, values, fixed factors, tasks and
+    searchers), so a report tells comparison runs from main ones without knowing the grid's code."""
+    comparisons = []
+    for part in grid.parts:
+        factors = {"strategy": part.strategies, "search_space": part.search_spaces}
+        for factor, values in factors.items():
+            if len(values) > 1:
+                fixed = {name: list(other) for name, other in factors.items() if name != factor}
+                comparisons.append({"factor": factor, "values": list(values), "fixed": fixed,
+                                    "tasks": list(part.tasks), "searchers": list(part.ws_searchers)})
+    return {"grid": grid.name, "main": {"strategy": list(grid.strategies), "search_space": list(grid.search_spaces)},
+            "comparisons": comparisons}

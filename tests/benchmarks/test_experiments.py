@@ -14,10 +14,12 @@ from benchmarks.commands.experiments import (
     CPU_GRID,
     CPU_STUDY,
     DONE_MARKER,
+    MANIFEST_FILE,
     PAPER_GRID,
     expand,
     export_results,
     get_grid,
+    manifest,
     restrict,
     run_step,
 )
@@ -72,6 +74,8 @@ def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     fail_on.add("nas")
     assert experiments.run(_args(tmp_path)) == 1
     assert [c[0] for c in calls] == ["train-supernet", "search", "nas"]
+    # the grid's root says what the grid is (the whole grid's manifest, not the restricted one), for the report
+    assert json.loads((tmp_path / MANIFEST_FILE).read_text()) == json.loads(json.dumps(manifest(CPU_GRID)))
     steps = expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
                             nas_searchers=["random_search"]), tmp_path)
     assert [s.done for s in steps] == [True, True, False]
@@ -141,6 +145,18 @@ def test_cpu_study_steps_per_kind_and_the_stsb_comparisons():
     assert budgets == {("stsb", "1800"), ("sst2", "1800"), ("mrpc", "1800")}
 
 
+def test_the_study_manifest_names_its_main_runs_and_comparisons():
+    study = manifest(CPU_STUDY)
+    assert study["main"] == {"strategy": ["sandwich"], "search_space": ["small"]}
+    strategies, spaces = study["comparisons"]
+    assert strategies == {"factor": "strategy", "fixed": {"search_space": ["small"]}, "tasks": ["stsb"],
+                          "searchers": ["random_search"],
+                          "values": ["standard", "random", "linear_random", "sandwich", "kd", "full"]}
+    assert (spaces["factor"], spaces["values"], spaces["fixed"]) == (
+        "search_space", ["small", "layer", "medium", "large"], {"strategy": ["sandwich"]})
+    assert manifest(CPU_GRID)["comparisons"] == []
+
+
 def test_restricting_a_study_narrows_its_comparison_parts():
     only_sst2 = expand(restrict(CPU_STUDY, tasks=["sst2"], seeds=[0]), Path("/r"), kinds=("ws",))
     assert {s.command[0] for s in only_sst2} == {"train-supernet", "search"} and len(only_sst2) == 1 + 5
@@ -179,3 +195,12 @@ def test_timing_threads_and_export_of_finished_steps(tmp_path, monkeypatch):
     relative = sorted(str(p.relative_to(dest)) for p in copied)
     base = "finetuned/mrpc/minilm/seed0"
     assert relative == [f"{base}/DONE", f"{base}/log.txt", f"{base}/results.csv", f"{base}/timing.json"]
+    # the command's export adds the grid's manifest beside the finished steps
+    parser = argparse.ArgumentParser()
+    experiments.add_arguments(parser)
+    export = tmp_path / "export2"
+    assert experiments.run(parser.parse_args(["--grid", "cpu-study", "--output-dir", str(root), "--tasks", "mrpc",
+                                              "--seeds", "0", "--kinds", "prune", "--export-results",
+                                              str(export)])) == 0
+    assert json.loads((export / MANIFEST_FILE).read_text())["grid"] == "cpu-study"
+    assert (export / base / "results.csv").is_file()

@@ -17,6 +17,7 @@ from plotting.study import (
     constant_predictor,
     finetuned_references,
     is_study_root,
+    read_manifest,
     relative_to_finetuned,
     speed_ratios,
     summarize_speed,
@@ -121,3 +122,45 @@ def test_factor_comparison_ranks_within_each_seed():
     assert table.loc["random", "rank"] == 3.0 and table.loc["random", "n"] == 1
     assert table.loc["sandwich", "hypervolume"] == pytest.approx(0.8)
     assert np.isnan(table.loc["random", "hypervolume_se"])
+
+
+def _write_run(root: Path, strategy: str, seed: int, points: list[tuple[float, float, float]]) -> None:
+    rows = []
+    for valid, test, macs in points:
+        row = _row(seed, "weight-sharing", "random_search", valid, test, macs, 1.0)
+        row.update(strategy=strategy, run_id=f"ws-{strategy}-random_search-seed{seed}")
+        rows.append(row)
+    folder = root / f"weight-sharing/stsb/minilm/small/{strategy}/random_search/seed{seed}"
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(folder / "results.csv", index=False)
+
+
+def test_a_grids_comparison_runs_stay_out_of_the_searcher_tables(grid, tmp_path):
+    _write_json(grid / "grid.json", {
+        "grid": "study", "main": {"strategy": ["sandwich"], "search_space": ["small"]},
+        "comparisons": [{"factor": "strategy", "values": ["sandwich", "kd", "full"], "fixed": {"search_space": ["small"]},
+                         "tasks": ["stsb"], "searchers": ["random_search"]}]})
+    # sandwich dominates kd in both seeds; at 50% pruned sandwich keeps 0.72/0.8 and 0.81/0.9 (90%), kd 0.56/0.8
+    # (70%) and 0.54/0.9 (60%) of the same seed's fine-tuning
+    for seed, (sandwich_test, kd_test) in enumerate([(0.28, 0.44), (0.19, 0.46)]):
+        _write_run(grid, "sandwich", seed, [(0.10, 0.1, 1.0), (0.15, sandwich_test, 0.5)])
+        _write_run(grid, "kd", seed, [(0.12, 0.1, 1.0), (0.20, kd_test, 0.5)])
+    report = write_report(grid, tmp_path / "report").read_text()
+    main, study = report[:report.index("## Study")], report[report.index("## Study"):]
+    assert "2 runs of the grid's factor comparisons" in main
+    cross_task = main[main.index("## Cross-task tables"):main.index("## Average rank")]
+    # random search of the main (sandwich) super-network is ranked beside nsga2, without a kd variant
+    assert "| weight-sharing | random_search |" in cross_task and "kd" not in cross_task
+    rows = {line.split("|")[2].strip(): line for line in study.splitlines() if line.startswith("| stsb | ")}
+    assert "1.00 ± 0.00" in rows["sandwich"] and "90.0 ± 0.0" in rows["sandwich"]
+    assert "2.00 ± 0.00" in rows["kd"] and "65.0 ± 5.0" in rows["kd"]
+    assert "Not run yet: full." in study
+
+
+def test_a_broken_grid_manifest_is_refused_with_its_path(grid):
+    (grid / "grid.json").write_text(json.dumps({"grid": "study"}))
+    with pytest.raises(ValueError, match=r"grid.json: .*lacks or misshapes 'main'"):
+        read_manifest(grid)
+    (grid / "grid.json").write_text("{")
+    with pytest.raises(ValueError, match="grid.json is not valid JSON"):
+        read_manifest(grid)
