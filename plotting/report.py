@@ -121,9 +121,10 @@ def write_report(
         everything = label_variants(pd.concat([frame, comparisons], ignore_index=True))
         everything_final = final_hypervolume(catching(ctx, hypervolume_over_time, best_so_far_rows(everything),
                                                       hv_settings))
+        count = comparisons["run_id"].nunique()
         ctx.blocks.append(Paragraph(
-            f"{comparisons['run_id'].nunique()} runs of the grid's factor comparisons (grid.json) are left out of "
-            "the searcher tables and ranks; they appear in the comparison tables of the study section."))
+            f"{count} {'run' if count == 1 else 'runs'} of the grid's factor comparisons (grid.json) left out of the "
+            "searcher tables and ranks; they appear in the comparison tables of the study section."))
     paper_tables_section(frame, final, ctx)
     ranks_section(trajectories, ctx)
     for task, rows in frame.groupby("task", sort=True):

@@ -147,7 +147,7 @@ def test_a_grids_comparison_runs_stay_out_of_the_searcher_tables(grid, tmp_path)
         _write_run(grid, "kd", seed, [(0.12, 0.1, 1.0), (0.20, kd_test, 0.5)])
     report = write_report(grid, tmp_path / "report").read_text()
     main, study = report[:report.index("## Study")], report[report.index("## Study"):]
-    assert "2 runs of the grid's factor comparisons" in main
+    assert "2 runs of the grid's factor comparisons (grid.json) left out" in main
     cross_task = main[main.index("## Cross-task tables"):main.index("## Average rank")]
     # random search of the main (sandwich) super-network is ranked beside nsga2, without a kd variant
     assert "| weight-sharing | random_search |" in cross_task and "kd" not in cross_task
