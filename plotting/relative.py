@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.results import best_epoch_rows
-from plotting.hypervolume import RUN_COLUMNS, resolve_size_column
+from plotting.hypervolume import RUN_COLUMNS, resolve_size_column, summarize_over_seeds
 
 DEFAULT_FRACTIONS_PRUNED: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.91, 0.1), 2))
 FULL_SIZE_TOLERANCE = 1e-6
@@ -100,3 +100,21 @@ def relative_performance(
                     }
                 )
     return pd.DataFrame.from_records(records)
+
+
+def relative_to_finetuned(
+    frame: pd.DataFrame, references: pd.DataFrame, fractions_pruned: Sequence[float], size_column: str | None = None,
+    by: Sequence[str] = ("task", "kind", "method"),
+) -> pd.DataFrame:
+    """Per group ``by`` (default: task and method) and fraction pruned: mean, s.e. and n over seeds of the relative
+    test performance, each seed's runs relative to the plain fine-tuning of that task and seed (runs without one
+    are left out)."""
+    parts = []
+    for (task, seed), reference in references.groupby(["task", "seed"])["reference"]:
+        rows = frame[(frame["task"] == task) & (frame["seed"] == seed)]
+        if not rows.empty:
+            parts.append(relative_performance(rows, fractions_pruned, size_column, reference=float(reference.mean())))
+    if not parts:
+        return pd.DataFrame(columns=[*by, "fraction_pruned", "mean", "n", "se"])
+    rel = pd.concat(parts, ignore_index=True)
+    return summarize_over_seeds(rel, "relative_performance", by=(*by, "fraction_pruned"))

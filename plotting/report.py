@@ -15,6 +15,7 @@ from typing import Sequence
 import pandas as pd
 
 from benchmarks.results import SIZE_OBJECTIVES, best_so_far_rows, read_results
+from plotting.comparisons import read_manifest
 from plotting.document import Cell, Heading, Paragraph, Section, Table
 from plotting.hypervolume import final_hypervolume, hypervolume_over_time, resolve_size_column
 from plotting.normalize import NORMALIZERS
@@ -37,7 +38,7 @@ from plotting.report_sections import (
     relative_section,
     write_documents,
 )
-from plotting.study import is_study_root, read_manifest, study_section
+from plotting.study import is_study_root, study_section
 from plotting.style import method_colors
 from plotting.supernet_report import split_supernet_runs, supernet_of, supernet_section, write_supernet_report
 

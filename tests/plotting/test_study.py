@@ -11,14 +11,13 @@ import pandas as pd
 import pytest
 
 from benchmarks.results import COLUMNS
+from plotting.comparisons import compare_factor, read_manifest
+from plotting.relative import relative_to_finetuned
 from plotting.report import write_report
 from plotting.study import (
-    compare_factor,
     constant_predictor,
     finetuned_references,
     is_study_root,
-    read_manifest,
-    relative_to_finetuned,
     speed_ratios,
     summarize_speed,
     supernet_runs,
