@@ -84,12 +84,23 @@ def read_manifest(root: str | Path) -> StudyManifest | None:
         raise ValueError(f"{path}: {error}") from error
 
 
+def compared_seeds(rows: pd.DataFrame, factor: str) -> pd.DataFrame:
+    """The rows of the tasks and seeds in which at least two values of ``factor`` ran: a value alone in its seed
+    (e.g. a main run whose seed's comparison runs have not run yet) has no one to be ranked against."""
+    if rows.empty:
+        return rows
+    values = rows.groupby(["task", "seed"])[factor].transform("nunique")
+    return rows[values >= 2]
+
+
 def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str | Sequence[str]]) -> pd.DataFrame:
     """Weight-sharing runs that differ only in ``factor`` (the others among the values in ``fixed``): per task and
-    value, mean ± s.e. of the final hypervolume and of the rank among the values run with the same seed."""
+    value, mean ± s.e. of the final hypervolume and of the rank among the values run with the same seed, over
+    the seeds in which at least two values ran (:func:`compared_seeds`)."""
     runs = final[final["kind"] == WEIGHT_SHARING]
     for column, values in fixed.items():
         runs = runs[runs[column].astype(str).isin([values] if isinstance(values, str) else list(values))]
+    runs = compared_seeds(runs, factor)
     if runs.empty:
         return pd.DataFrame(columns=["task", factor, "hypervolume", "hypervolume_se", "rank", "rank_se", "n"])
     runs = runs.assign(rank=runs.groupby(["task", "seed"])["hypervolume"].rank(ascending=False, method="average"))
@@ -102,13 +113,13 @@ def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str | S
 
 def comparison_runs(frame: pd.DataFrame, comparison: Comparison, searcher: str) -> pd.DataFrame:
     """The rows of a comparison's runs searched by ``searcher``: weight-sharing, on its tasks, with a value of its
-    factor and the fixed factors' values."""
+    factor and the fixed factors' values, in the seeds in which at least two values ran."""
     rows = frame[(frame["kind"] == WEIGHT_SHARING) & frame["task"].astype(str).isin(comparison.tasks)
                  & (frame["searcher"].astype(str) == searcher)
                  & frame[comparison.factor].astype(str).isin(comparison.values)]
     for column, values in comparison.fixed.items():
         rows = rows[rows[column].astype(str).isin(values)]
-    return rows
+    return compared_seeds(rows, comparison.factor)
 
 
 def _factor_table(table: pd.DataFrame, factor: str, relative: pd.DataFrame, fractions: Sequence[float]) -> Table:

@@ -114,12 +114,13 @@ def test_factor_comparison_ranks_within_each_seed():
         {"task": "stsb", "kind": "weight-sharing", "searcher": "random_search", "search_space": "small",
          "strategy": strategy, "seed": seed, "hypervolume": hv}
         for strategy, seed, hv in [("sandwich", 0, 0.9), ("kd", 0, 0.8), ("sandwich", 1, 0.7), ("kd", 1, 0.75),
-                                   ("random", 0, 0.1)]
+                                   ("random", 0, 0.1), ("sandwich", 2, 0.1)]
     ])
     table = compare_factor(final, "strategy", {"searcher": "random_search", "search_space": "small"}).set_index("strategy")
     assert table.loc["sandwich", "rank"] == pytest.approx(1.5) and table.loc["kd", "rank"] == pytest.approx(1.5)
     assert table.loc["random", "rank"] == 3.0 and table.loc["random", "n"] == 1
-    assert table.loc["sandwich", "hypervolume"] == pytest.approx(0.8)
+    # seed 2 ran sandwich alone: no rank there, and its hypervolume stays out of the mean
+    assert table.loc["sandwich", "hypervolume"] == pytest.approx(0.8) and table.loc["sandwich", "n"] == 2
     assert np.isnan(table.loc["random", "hypervolume_se"])
 
 
@@ -144,6 +145,8 @@ def test_a_grids_comparison_runs_stay_out_of_the_searcher_tables(grid, tmp_path)
     for seed, (sandwich_test, kd_test) in enumerate([(0.28, 0.44), (0.19, 0.46)]):
         _write_run(grid, "sandwich", seed, [(0.10, 0.1, 1.0), (0.15, sandwich_test, 0.5)])
         _write_run(grid, "kd", seed, [(0.12, 0.1, 1.0), (0.20, kd_test, 0.5)])
+    # seed 2 has the main (sandwich) run alone: not compared, so not in the comparison's means
+    _write_run(grid, "sandwich", 2, [(0.5, 0.9, 1.0), (0.6, 0.9, 0.5)])
     report = write_report(grid, tmp_path / "report").read_text()
     main, study = report[:report.index("## Study")], report[report.index("## Study"):]
     assert "2 runs of the grid's factor comparisons (grid.json) left out" in main
@@ -152,6 +155,7 @@ def test_a_grids_comparison_runs_stay_out_of_the_searcher_tables(grid, tmp_path)
     assert "| weight-sharing | random_search |" in cross_task and "kd" not in cross_task
     rows = {line.split("|")[2].strip(): line for line in study.splitlines() if line.startswith("| stsb | ")}
     assert "1.00 ± 0.00" in rows["sandwich"] and "90.0 ± 0.0" in rows["sandwich"]
+    assert rows["sandwich"].split("|")[5].strip() == "2"  # seeds 0 and 1; seed 2 ran sandwich alone
     assert "2.00 ± 0.00" in rows["kd"] and "65.0 ± 5.0" in rows["kd"]
     assert "Not run yet: full." in study
 
