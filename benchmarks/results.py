@@ -179,10 +179,12 @@ def write_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
-    """Read one results file, or every ``results.csv`` below a folder, into one frame."""
+    """Read one results file, or every ``results.csv`` (also gzipped, ``results.csv.gz``) and ``results.parquet``
+    below a folder, into one frame."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.rglob(RESULTS_FILE)) + sorted(path.rglob("results.parquet"))
+        files = sorted(path.rglob(RESULTS_FILE)) + sorted(path.rglob(RESULTS_FILE + ".gz")) + sorted(
+            path.rglob("results.parquet"))
         if not files:
             raise FileNotFoundError(f"no {RESULTS_FILE} found below {path}")
         return pd.concat([read_results(f) for f in files], ignore_index=True)

@@ -2,6 +2,7 @@
 marked ``DONE`` on success, its wall clock summed in ``timing.json``; and exporting finished steps' small files."""
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from benchmarks.grids.spec import DONE_MARKER, Step
+from benchmarks.results import RESULTS_FILE
 
 LOG_FILE = "log.txt"
 TIMING_FILE = "timing.json"
@@ -62,23 +64,30 @@ def _model_folders(folder: Path) -> set[Path]:
 
 def export_results(steps: Sequence[Step], root: Path, dest: Path) -> list[Path]:
     """Copy the small files (tables, metrics, settings, logs) of every finished step from ``root`` to ``dest``,
-    same relative paths; saved models and checkpoints (every file of a folder holding weights) and anything over
-    EXPORT_MAX_BYTES stay behind. Returns the copies."""
+    same relative paths; saved models and checkpoints (every file of a folder holding weights) and other files
+    over EXPORT_MAX_BYTES stay behind, and a results table over it is written gzipped (``results.csv.gz``, which
+    the report reads). Returns the copies."""
     copied: list[Path] = []
     for step in steps:
         if not step.done:
             continue
         models = _model_folders(step.output_dir)
         for path in sorted(step.output_dir.rglob("*")):
-            if not path.is_file() or path.stat().st_size > EXPORT_MAX_BYTES:
-                continue
-            if any(folder in path.parents for folder in models):
+            if not path.is_file() or any(folder in path.parents for folder in models):
                 continue
             if path.suffix not in EXPORT_SUFFIXES and path.name != DONE_MARKER:
                 continue
             target = dest / path.relative_to(root)
+            large = path.stat().st_size > EXPORT_MAX_BYTES
+            if large and path.name != RESULTS_FILE:
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+            if large:  # a results table is never left behind: a large one (the large space's masks) goes gzipped
+                target = target.with_name(RESULTS_FILE + ".gz")
+                with open(path, "rb") as source, gzip.open(target, "wb") as packed:
+                    shutil.copyfileobj(source, packed)
+            else:
+                shutil.copy2(path, target)
             copied.append(target)
     return copied
 

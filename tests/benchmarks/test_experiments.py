@@ -204,3 +204,26 @@ def test_timing_threads_and_export_of_finished_steps(tmp_path, monkeypatch):
                                               str(export)])) == 0
     assert json.loads((export / MANIFEST_FILE).read_text())["grid"] == "cpu-study"
     assert (export / base / "results.csv").is_file()
+
+
+def test_export_gzips_a_results_table_over_the_size_limit(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from benchmarks.grids import runner
+    from benchmarks.results import COLUMNS, read_results
+
+    step = expand(restrict(CPU_STUDY, tasks=["mrpc"], seeds=[0]), tmp_path / "grid", kinds=("prune",))[0]
+    step.output_dir.mkdir(parents=True)
+    (step.output_dir / DONE_MARKER).write_text("x")
+    table = pd.DataFrame([{c: 1 for c in COLUMNS} | {"run_id": "r", "kind": "baseline", "method": "m",
+                                                     "task": "mrpc", "config": "{}"}]).to_csv(index=False)
+    (step.output_dir / "results.csv").write_text(table)
+    (step.output_dir / "big.json").write_text("x" * 100)
+    monkeypatch.setattr(runner, "EXPORT_MAX_BYTES", 50)
+    copied = export_results([step], tmp_path / "grid", tmp_path / "export")
+    names = sorted(p.name for p in copied)
+    # the table comes gzipped (never left behind); another large file stays behind
+    assert names == ["DONE", "results.csv.gz"]
+    exported = read_results(tmp_path / "export")
+    original = read_results(step.output_dir / "results.csv")
+    assert exported.equals(original) and len(exported) == len(original) >= 1
