@@ -93,14 +93,20 @@ def compared_seeds(rows: pd.DataFrame, factor: str) -> pd.DataFrame:
     return rows[values >= 2]
 
 
+def select_runs(frame: pd.DataFrame, factor: str, selection: Mapping[str, str | Sequence[str]]) -> pd.DataFrame:
+    """Weight-sharing rows (of runs, or one per run) whose columns take the values in ``selection``, in the tasks
+    and seeds in which at least two values of ``factor`` ran (:func:`compared_seeds`)."""
+    runs = frame[frame["kind"] == WEIGHT_SHARING]
+    for column, values in selection.items():
+        runs = runs[runs[column].astype(str).isin([values] if isinstance(values, str) else list(values))]
+    return compared_seeds(runs, factor)
+
+
 def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str | Sequence[str]]) -> pd.DataFrame:
     """Weight-sharing runs that differ only in ``factor`` (the others among the values in ``fixed``): per task and
     value, mean ± s.e. of the final hypervolume and of the rank among the values run with the same seed, over
-    the seeds in which at least two values ran (:func:`compared_seeds`)."""
-    runs = final[final["kind"] == WEIGHT_SHARING]
-    for column, values in fixed.items():
-        runs = runs[runs[column].astype(str).isin([values] if isinstance(values, str) else list(values))]
-    runs = compared_seeds(runs, factor)
+    the seeds in which at least two values ran (:func:`select_runs`)."""
+    runs = select_runs(final, factor, fixed)
     if runs.empty:
         return pd.DataFrame(columns=["task", factor, "hypervolume", "hypervolume_se", "rank", "rank_se", "n"])
     runs = runs.assign(rank=runs.groupby(["task", "seed"])["hypervolume"].rank(ascending=False, method="average"))
@@ -109,17 +115,6 @@ def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str | S
     out["hypervolume_se"] = grouped["hypervolume"].agg(standard_error).to_numpy()
     out["rank_se"] = grouped["rank"].agg(standard_error).to_numpy()
     return out.sort_values(["task", "rank"]).reset_index(drop=True)
-
-
-def comparison_runs(frame: pd.DataFrame, comparison: Comparison, searcher: str) -> pd.DataFrame:
-    """The rows of a comparison's runs searched by ``searcher``: weight-sharing, on its tasks, with a value of its
-    factor and the fixed factors' values, in the seeds in which at least two values ran."""
-    rows = frame[(frame["kind"] == WEIGHT_SHARING) & frame["task"].astype(str).isin(comparison.tasks)
-                 & (frame["searcher"].astype(str) == searcher)
-                 & frame[comparison.factor].astype(str).isin(comparison.values)]
-    for column, values in comparison.fixed.items():
-        rows = rows[rows[column].astype(str).isin(values)]
-    return compared_seeds(rows, comparison.factor)
 
 
 def _factor_table(table: pd.DataFrame, factor: str, relative: pd.DataFrame, fractions: Sequence[float]) -> Table:
@@ -146,11 +141,11 @@ def comparison_section(comparison: Comparison, everything: pd.DataFrame, final: 
     blocks: list[Paragraph | Table] = []
     factor, name = comparison.factor, comparison.factor.replace("_", " ")
     for searcher in comparison.searchers:
-        selection = {"searcher": [searcher], factor: comparison.values, **comparison.fixed}
-        table = compare_factor(final[final["task"].astype(str).isin(comparison.tasks)], factor, selection)
+        selection = {"task": comparison.tasks, "searcher": [searcher], factor: comparison.values, **comparison.fixed}
+        table = compare_factor(final, factor, selection)
         if table[factor].nunique() < 2:
             continue
-        runs = comparison_runs(everything, comparison, searcher)
+        runs = select_runs(everything, factor, selection)
         relative = (relative_to_finetuned(runs, references, fractions_pruned, size_column, by=("task", factor))
                     if not references.empty and not runs.empty else pd.DataFrame())
         fixed = ", ".join(f"{column.replace('_', ' ')} {'/'.join(values)}" for column, values in comparison.fixed.items())

@@ -85,9 +85,10 @@ def write_report(
     if not sources:
         return write_supernet_report(supernets, out_dir, settings)
     main_parts, comparison_parts = [], []
+    manifests = {source: read_manifest(source) for source in sources if is_study_root(source)}
     for source in sources:
         rows = read_results(source)
-        manifest = read_manifest(source) if is_study_root(source) else None
+        manifest = manifests.get(source)
         main = manifest.is_main(rows) if manifest else pd.Series(True, index=rows.index)
         main_parts.append(rows[main])
         comparison_parts.append(rows[~main])
@@ -142,10 +143,10 @@ def write_report(
     boxplot_section(everything_final, "search_space", "search spaces", ctx)
     for folder, metrics in supernets.items():
         supernet_section(folder, metrics, ctx)
-    for source in filter(is_study_root, sources):
+    for source, manifest in manifests.items():
         ctx.blocks += catching(ctx, study_section, Path(source), frame, trajectories, final,
                                settings.table_fractions_pruned, settings.size_objective, settings.secondary_metrics,
-                               everything, everything_final).to_blocks()
+                               everything, everything_final, manifest).to_blocks()
     for section in sections:
         ctx.blocks += section.to_blocks()
     return write_documents(ctx, title)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.results import metric_task
-from plotting.comparisons import STANDARD, WEIGHT_SHARING, comparison_section, read_manifest
+from plotting.comparisons import STANDARD, WEIGHT_SHARING, StudyManifest, comparison_section
 from plotting.document import DASH, Cell, Paragraph, Section, Table, format_mean_se
 from plotting.hypervolume import TIME, standard_error
 from plotting.paper_tables import with_secondary_metrics
@@ -218,10 +218,12 @@ def study_section(
     root: Path, frame: pd.DataFrame, trajectories: pd.DataFrame, final: pd.DataFrame, fractions_pruned: Sequence[float],
     size_column: str | None = None, secondary_metrics: Sequence[tuple[str, str]] = (),
     everything: pd.DataFrame | None = None, everything_final: pd.DataFrame | None = None,
+    manifest: StudyManifest | None = None,
 ) -> Section:
     """The study tables of a grid folder (see the module docstring) as one report section. ``frame``,
     ``trajectories`` and ``final`` (every run's last hypervolume) are of the main runs; ``everything`` and
-    ``everything_final`` of all runs, the comparisons' included (default: the main ones)."""
+    ``everything_final`` of all runs, the comparisons' included (default: the main ones); ``manifest`` is the
+    grid's ``grid.json`` (:func:`plotting.comparisons.read_manifest`), whose comparisons get their tables."""
     everything = frame if everything is None else everything
     everything_final = final if everything_final is None else everything_final
     references = finetuned_references(root, secondary_metrics)
@@ -243,7 +245,6 @@ def study_section(
             "task as above): standard NAS's own time, and weight-sharing NAS's with its super-network's training "
             "(from supernets/*/timing.json) and without; ratios below 1 mean weight-sharing NAS is faster. Means over "
             "the seeds in which weight-sharing NAS reached the target."), _speed_table(summarize_speed(speed))]
-    manifest = read_manifest(root)
     for comparison in manifest.comparisons if manifest else ():
         section.blocks += comparison_section(comparison, everything, everything_final, references, fractions_pruned,
                                              size_column)
