@@ -23,7 +23,7 @@ import pandas as pd
 from benchmarks.results import metric_values, with_metric
 from plotting.document import DASH, Cell, Table, format_mean_se
 from plotting.hypervolume import summarize_over_seeds
-from plotting.relative import relative_performance
+from plotting.relative import relative_performance, relative_to_references
 
 SEARCHER_KINDS: tuple[str, ...] = ("weight-sharing", "standard")
 TABLES_DIR = "tables"
@@ -65,9 +65,12 @@ def with_secondary_metrics(frame: pd.DataFrame, secondary: Sequence[tuple[str, s
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else frame
 
 
-def relative_at(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None) -> pd.DataFrame:
-    """Per task and method: ``mean``, ``se`` and ``n`` over seeds of the relative performance at ``fraction_pruned``."""
-    rel = relative_performance(frame, [fraction_pruned], size_column)
+def relative_at(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None,
+                references: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per task and method: ``mean``, ``se`` and ``n`` over seeds of the relative performance at ``fraction_pruned``,
+    against ``references`` (per task and seed, e.g. plain fine-tuning) where given, else each run's unpruned row."""
+    rel = (relative_performance(frame, [fraction_pruned], size_column) if references is None
+           else relative_to_references(frame, references, [fraction_pruned], size_column, fallback=True))
     return summarize_over_seeds(rel, "relative_performance")
 
 
@@ -121,14 +124,17 @@ def cross_task_table(summary: pd.DataFrame, higher_is_better: bool, text: Callab
 
 
 def relative_table(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None,
-                   secondary_metrics: Sequence[tuple[str, str]] = ()) -> CrossTaskTable:
-    """The cross-task relative-performance table at ``fraction_pruned``, in % of the unpruned model, with a column
-    per (task, metric) of ``secondary_metrics`` whose rows carry that metric (:func:`with_secondary_metrics`)."""
+                   secondary_metrics: Sequence[tuple[str, str]] = (),
+                   references: pd.DataFrame | None = None) -> CrossTaskTable:
+    """The cross-task relative-performance table at ``fraction_pruned``, in % of the unpruned model (``references``:
+    plain fine-tuning per task and seed, where given), with a column per (task, metric) of ``secondary_metrics``
+    whose rows carry that metric (:func:`with_secondary_metrics`)."""
     extended = with_secondary_metrics(frame, secondary_metrics)
-    summary = relative_at(extended, fraction_pruned, size_column)
+    summary = relative_at(extended, fraction_pruned, size_column, references)
     table = cross_task_table(summary, True, lambda mean, se: format_mean_se(mean, se, digits=1, scale=100.0))
-    caption = (f"Relative performance (% of the unpruned model's test performance) at {100 * fraction_pruned:g}% "
-               "pruned, mean ± s.e. over seeds")
+    unpruned = ("plain fine-tuning's test performance, same task and seed" if references is not None
+                else "the unpruned model's test performance")
+    caption = f"Relative performance (% of {unpruned}) at {100 * fraction_pruned:g}% pruned, mean ± s.e. over seeds"
     added = sorted(set(extended["task"].astype(str)) - set(frame["task"].astype(str)))
     if added:
         caption += (f"; {', '.join(added)}: the same sub-networks (chosen by the task's main metric on validation) "

@@ -102,19 +102,46 @@ def relative_performance(
     return pd.DataFrame.from_records(records)
 
 
+def _reference_keys(frame: pd.DataFrame, references: pd.DataFrame) -> list[str]:
+    """What identifies a run's reference: task, seed and, where both tables name it, the model."""
+    return ["task", "model", "seed"] if "model" in frame.columns and "model" in references.columns else ["task", "seed"]
+
+
+def relative_to_references(
+    frame: pd.DataFrame, references: pd.DataFrame, fractions_pruned: Sequence[float], size_column: str | None = None,
+    fallback: bool = False,
+) -> pd.DataFrame:
+    """:func:`relative_performance` with each run measured against the reference of its task, model and seed
+    (``references``: columns task, seed, reference and optionally model, e.g. plain fine-tuning of each seed).
+
+    A run without a reference is left out, or with ``fallback`` measured against its own unpruned row, with a
+    warning that names the runs either way."""
+    keys = _reference_keys(frame, references)
+    values = references.groupby(keys)["reference"].mean()
+    parts, missing = [], []
+    for key, rows in frame.groupby(keys, sort=True):
+        if key in values.index:
+            parts.append(relative_performance(rows, fractions_pruned, size_column, reference=float(values[key])))
+        else:
+            missing.append(rows)
+    if missing:
+        runs = sorted(pd.concat(missing)["run_id"].astype(str).unique())
+        if fallback:
+            parts.append(relative_performance(pd.concat(missing), fractions_pruned, size_column))
+        what = "relative to their own unpruned sub-network" if fallback else "left out"
+        warnings.warn(f"{len(runs)} run(s) without a reference (plain fine-tuning) for their task and seed are "
+                      f"{what}: {', '.join(runs)}", stacklevel=2)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def relative_to_finetuned(
     frame: pd.DataFrame, references: pd.DataFrame, fractions_pruned: Sequence[float], size_column: str | None = None,
     by: Sequence[str] = ("task", "kind", "method"),
 ) -> pd.DataFrame:
     """Per group ``by`` (default: task and method) and fraction pruned: mean, s.e. and n over seeds of the relative
     test performance, each seed's runs relative to the plain fine-tuning of that task and seed (runs without one
-    are left out)."""
-    parts = []
-    for (task, seed), reference in references.groupby(["task", "seed"])["reference"]:
-        rows = frame[(frame["task"] == task) & (frame["seed"] == seed)]
-        if not rows.empty:
-            parts.append(relative_performance(rows, fractions_pruned, size_column, reference=float(reference.mean())))
-    if not parts:
+    are left out, with a warning)."""
+    rel = relative_to_references(frame, references, fractions_pruned, size_column)
+    if rel.empty:
         return pd.DataFrame(columns=[*by, "fraction_pruned", "mean", "n", "se"])
-    rel = pd.concat(parts, ignore_index=True)
     return summarize_over_seeds(rel, "relative_performance", by=(*by, "fraction_pruned"))

@@ -10,7 +10,7 @@ import argparse
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -38,7 +38,7 @@ from plotting.report_sections import (
     relative_section,
     write_documents,
 )
-from plotting.study import is_study_root, study_section
+from plotting.study import finetuned_references, is_study_root, study_section
 from plotting.style import method_colors
 from plotting.supernet_report import split_supernet_runs, supernet_of, supernet_section, write_supernet_report
 
@@ -61,6 +61,15 @@ def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
         if varying:
             frame.loc[rows.index, "method"] = f"{method} (" + values[varying].agg(", ".join, axis=1) + ")"
     return frame
+
+
+def grid_references(roots: Iterable[str | os.PathLike], secondary_metrics: Sequence[tuple[str, str]]
+                    ) -> pd.DataFrame | None:
+    """The plain fine-tuning of the grids' tasks and seeds, the paper's unpruned reference (None if there is none:
+    runs are then measured against their own unpruned sub-network)."""
+    found = [finetuned_references(Path(root), secondary_metrics) for root in roots]
+    found = [references for references in found if not references.empty]
+    return pd.concat(found, ignore_index=True) if found else None
 
 
 def write_report(
@@ -96,7 +105,8 @@ def write_report(
     frame = label_variants(pd.concat(main_parts, ignore_index=True))
     comparisons = pd.concat(comparison_parts, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = ReportContext(out_dir, settings, method_colors(frame["method"].astype(str).unique()))
+    ctx = ReportContext(out_dir, settings, method_colors(frame["method"].astype(str).unique()),
+                        references=grid_references(manifests, settings.secondary_metrics))
     title = "plm-nas results report"
     ctx.blocks += [
         Heading(title, 1),

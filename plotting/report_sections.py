@@ -56,7 +56,7 @@ from plotting.paper_tables import (
     write_latex,
 )
 from plotting.ranks import bootstrap_average_ranks
-from plotting.relative import relative_performance
+from plotting.relative import relative_performance, relative_to_references
 from plotting.style import axis_label, new_figure, save_figure
 
 REPORT_MD = "report.md"
@@ -157,6 +157,9 @@ class ReportContext:
     settings: ReportSettings
     colors: dict[str, str]
     blocks: list[Block] = field(default_factory=list)
+    # the unpruned reference per task and seed (a grid's plain fine-tuning: columns task, model, seed, reference);
+    # None: each run is measured against its own unpruned sub-network
+    references: pd.DataFrame | None = None
 
     def note(self, text: str) -> None:
         """Add a note once (the same warning can come from several computations)."""
@@ -167,6 +170,12 @@ class ReportContext:
         """Save ``fig`` as figures/NAME.png and .pdf and show it in the report."""
         save_figure(fig, self.out_dir / FIGURES_DIR / name)
         self.blocks.append(Image(f"{FIGURES_DIR}/{name}.png", f"{FIGURES_DIR}/{name}.pdf", caption))
+
+
+def reference_name(ctx: ReportContext) -> str:
+    """What relative performance is relative to, in words."""
+    return ("the unpruned model (plain fine-tuning with the same task and seed)" if ctx.references is not None
+            else "the unpruned model")
 
 
 def catching(ctx: ReportContext, func: Callable, *args, **kwargs):
@@ -264,7 +273,8 @@ def relative_section(task: str, rows: pd.DataFrame, size_column: str, ctx: Repor
         return
     fractions = sorted(set(ctx.settings.figure_fractions_pruned) | set(ctx.settings.table_fractions_pruned))
     num_blocks = len(ctx.blocks)
-    rel = catching(ctx, relative_performance, rows, fractions, size_column)
+    rel = (catching(ctx, relative_performance, rows, fractions, size_column) if ctx.references is None else
+           catching(ctx, relative_to_references, rows, ctx.references, fractions, size_column, fallback=True))
     if rel.empty or not np.isfinite(rel["relative_performance"].to_numpy(dtype=float)).any():
         if len(ctx.blocks) == num_blocks:  # no warning explained it already
             ctx.note(f"task {task}: relative performance is undefined (no chosen sub-network has a test error).")
@@ -272,7 +282,7 @@ def relative_section(task: str, rows: pd.DataFrame, size_column: str, ctx: Repor
     summary = summarize_over_seeds(rel, "relative_performance", by=("task", *METHOD_KEYS, "fraction_pruned"))
     ctx.blocks.append(Paragraph(
         f"Test performance (1 - test error) of the best-validation sub-network with {axis_label(size_column)} "
-        "at most 1 - fraction pruned, relative to the unpruned model, in % (mean ± s.e. over the runs that have "
+        f"at most 1 - fraction pruned, relative to {reference_name(ctx)}, in % (mean ± s.e. over the runs that have "
         "such a sub-network; (n=k/m) when only k of a method's m runs do)."
     ))
     runs = rel.groupby(["kind", "method"])["run_id"].nunique()
@@ -313,11 +323,11 @@ def paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: ReportCo
     ctx.blocks.append(Paragraph(
         f"Methods x tasks, mean ± s.e. over seeds (– for a single seed), the best of each task in bold; each table is "
         f"also written as a LaTeX booktabs tabular in {TABLES_DIR}/ to paste into a paper. Relative performance: test "
-        "performance of the best-validation sub-network within the size, relative to the unpruned model. Ranks: "
+        f"performance of the best-validation sub-network within the size, relative to {reference_name(ctx)}. Ranks: "
         "searchers (weight-sharing and standard NAS) ranked by final hypervolume per task and seed."))
     if frame["test_error"].notna().any():
         relative = catching(ctx, relative_table, frame, fraction, ctx.settings.size_objective,
-                            ctx.settings.secondary_metrics)
+                            ctx.settings.secondary_metrics, ctx.references)
         name = relative_file_name(fraction)
         write_latex(relative, ctx.out_dir, name)
         ctx.blocks += [Paragraph(f"{relative.caption} ({TABLES_DIR}/{name})."), relative.table]

@@ -85,6 +85,27 @@ def test_report_of_a_grid_folder_has_the_study_section(grid, tmp_path):
     assert supernets["seconds"].tolist() == [100.0, 200.0]
 
 
+def test_the_reports_relative_tables_are_against_the_same_seeds_fine_tuning(grid, tmp_path):
+    # morea seed 0: its own full network scores 0.64 and its 50% sub-network 0.64, so 100% of itself but 80% of
+    # seed 0's fine-tuning (0.8); seed 2 has no fine-tuning: its run keeps its own reference, 0.3 of 0.5 = 60%
+    for seed, full_test, half_test in [(0, 0.36, 0.36), (2, 0.5, 0.7)]:
+        folder = grid / f"weight-sharing/stsb/minilm/small/sandwich/morea/seed{seed}"
+        folder.mkdir(parents=True)
+        rows = [_row(seed, "weight-sharing", "morea", 0.10, full_test, 1.0, 1.0),
+                _row(seed, "weight-sharing", "morea", 0.15, half_test, 0.5, 2.0)]
+        pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(folder / "results.csv", index=False)
+    report = write_report(grid, tmp_path / "report").read_text()
+    cross_task = report[report.index("## Cross-task tables"):report.index("Rank of each searcher")]
+    cells = {line.split("|")[2].strip(): line.split("|")[3].strip() for line in cross_task.splitlines()
+             if line.startswith("| weight-sharing |")}
+    assert cells == {"morea": "70.0 ± 10.0", "nsga2": "**85.0 ± 5.0**"}  # the best in bold
+    assert "plain fine-tuning's test performance, same task and seed" in cross_task
+    assert ("1 run(s) without a reference (plain fine-tuning) for their task and seed are relative to their own "
+            "unpruned sub-network: weight-sharing-morea-seed2") in report
+    latex = (tmp_path / "report" / "tables" / "relative_50.tex").read_text()
+    assert "70.0" in latex and "plain fine-tuning" in latex
+
+
 def _trajectory(run_id: str, kind: str, method: str, seed: int, points: list[tuple[float, float]]) -> pd.DataFrame:
     return pd.DataFrame([{"task": "stsb", "kind": kind, "method": method, "run_id": run_id, "seed": seed,
                           "searcher": method, "strategy": "sandwich" if kind == "weight-sharing" else "",
