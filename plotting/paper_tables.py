@@ -82,6 +82,23 @@ def final_ranks(final: pd.DataFrame, kinds: Sequence[str] = SEARCHER_KINDS) -> p
     return summarize_over_seeds(runs.assign(rank=ranks), "rank")
 
 
+def uneven_competitors(final: pd.DataFrame, kinds: Sequence[str] = SEARCHER_KINDS) -> list[str]:
+    """One sentence per task whose seeds did not all run the same searchers: there a rank of one seed is among
+    fewer competitors than another's, which :func:`final_ranks`' means hide (e.g. a seed still missing a run)."""
+    runs = final[final["kind"].isin(kinds)]
+    sentences = []
+    for task, rows in runs.groupby("task", sort=True):
+        per_seed = {seed: {f"{k} {m}" for k, m in zip(part["kind"], part["method"])}
+                    for seed, part in rows.groupby("seed", sort=True)}
+        everyone = set().union(*per_seed.values())
+        lacking = [f"seed {seed} without {', '.join(sorted(everyone - ran))}"
+                   for seed, ran in per_seed.items() if ran != everyone]
+        if lacking:
+            sentences.append(f"{task}: the seeds ranked different searchers ({'; '.join(lacking)}), so a rank there "
+                             f"is among fewer competitors in some seeds than in others.")
+    return sentences
+
+
 def _finite_mean(values: np.ndarray) -> float:
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if finite.size else float("nan")

@@ -53,6 +53,7 @@ from plotting.paper_tables import (
     ranks_table,
     relative_file_name,
     relative_table,
+    uneven_competitors,
     write_latex,
 )
 from plotting.ranks import bootstrap_average_ranks
@@ -337,6 +338,8 @@ def paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: ReportCo
         ranks = ranks_table(final)
         write_latex(ranks, ctx.out_dir, RANKS_TEX)
         ctx.blocks += [Paragraph(f"{ranks.caption} ({TABLES_DIR}/{RANKS_TEX})."), ranks.table]
+        for sentence in uneven_competitors(final):
+            ctx.note(sentence)
     else:
         ctx.note("no weight-sharing or standard-NAS runs in the results: the cross-task rank table is skipped.")
 

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.results import COLUMNS, write_atomic
 from plotting.document import Cell, Table, latex_escape
-from plotting.paper_tables import final_ranks, ranks_table, relative_at
+from plotting.paper_tables import final_ranks, ranks_table, relative_at, uneven_competitors
 from plotting.report import ReportSettings, add_report_arguments, run_report, write_report
 
 # (task, kind, method, seed, test error of the 40% sub-network, its validation error); every run also holds the
@@ -79,6 +79,20 @@ def test_ranks_are_per_seed_among_searchers_then_averaged_over_tasks():
                     ["weight-sharing", "x", "–", "2.00 ± –", "2.00"]]
     assert [[cell.bold for cell in row[2:]] for row in table.rows] == [
         [True, False, True], [False, True, False], [False, False, False]]
+
+
+def test_seeds_that_ranked_different_searchers_are_named():
+    final = pd.DataFrame([
+        dict(task="a", kind="standard", method="x", seed=0, hypervolume=3.0),
+        dict(task="a", kind="weight-sharing", method="y", seed=0, hypervolume=2.0),
+        dict(task="a", kind="weight-sharing", method="y", seed=1, hypervolume=2.0),
+        dict(task="a", kind="baseline", method="z", seed=1, hypervolume=9.0),  # baselines are not ranked
+        dict(task="b", kind="standard", method="x", seed=0, hypervolume=1.0),
+        dict(task="b", kind="standard", method="x", seed=1, hypervolume=1.0),
+    ])
+    assert uneven_competitors(final) == [
+        "a: the seeds ranked different searchers (seed 1 without standard x), so a rank there is among fewer "
+        "competitors in some seeds than in others."]
 
 
 def test_latex_tables_use_booktabs_and_escape_text():
