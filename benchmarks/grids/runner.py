@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import IO, Callable, Iterator, Sequence
 
 from benchmarks.grids.spec import DONE_MARKER, Step
 from benchmarks.results import RESULTS_FILE
@@ -22,16 +22,40 @@ EXPORT_MAX_BYTES = 2_000_000
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
+# how often a running step's timing.json is brought up to date, so that a grid killed mid-step (SIGKILL, a
+# stopped machine) loses at most this much of the step's wall clock
+HEARTBEAT_S = 30.0
+
+
 def _timing(folder: Path) -> dict:
     path = folder / TIMING_FILE
     return json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "attempts": 0}
+
+
+def _write_json_atomically(path: Path, payload: dict) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(payload, indent=2) + "\n")
+    partial.replace(path)
+
+
+def call_with_heartbeat(argv: Sequence[str], log: IO, env: dict[str, str] | None, heartbeat: Callable[[], None],
+                        interval: float | None = None) -> int:
+    """Run ``argv`` with its output in ``log``; call ``heartbeat`` every ``interval`` seconds while it runs.
+    Returns its exit code."""
+    process = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=env)
+    while True:
+        try:
+            return process.wait(timeout=HEARTBEAT_S if interval is None else interval)
+        except subprocess.TimeoutExpired:
+            heartbeat()
 
 
 def run_step(step: Step, env: dict[str, str] | None = None, extra_args: Sequence[str] = ()) -> int:
     """Run one step as a subprocess (resuming or restarting an unfinished one); mark it done on success.
 
     ``extra_args`` go after the step's own options (argparse keeps the last value, so they override). The
-    wall clock of every attempt adds up in ``timing.json``.
+    wall clock of every attempt adds up in ``timing.json``, kept up to date while the step runs (every
+    :data:`HEARTBEAT_S`), so an attempt that is killed still counts.
     """
     if step.needs is not None and not (step.needs / DONE_MARKER).is_file():
         raise RuntimeError(f"step {step.key!r} needs {step.needs}, which has not finished")
@@ -42,16 +66,25 @@ def run_step(step: Step, env: dict[str, str] | None = None, extra_args: Sequence
         else:
             shutil.rmtree(step.output_dir)
     step.output_dir.mkdir(parents=True, exist_ok=True)
-    timing = _timing(step.output_dir)
+    before = _timing(step.output_dir)
+    attempts = before["attempts"] + 1
     started = time.perf_counter()
-    with open(step.output_dir / LOG_FILE, "a") as log:
-        log.write(f"$ plm-nas {' '.join(command)}\n")
-        log.flush()
-        code = subprocess.call([sys.executable, "-m", "benchmarks.cli", *command, "--no-progress"],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
-    timing = {"seconds": round(timing["seconds"] + time.perf_counter() - started, 1),
-              "attempts": timing["attempts"] + 1, "exit_code": code, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    (step.output_dir / TIMING_FILE).write_text(json.dumps(timing, indent=2) + "\n")
+
+    def record(**state) -> None:
+        seconds = round(before["seconds"] + time.perf_counter() - started, 1)
+        _write_json_atomically(step.output_dir / TIMING_FILE, {"seconds": seconds, "attempts": attempts, **state})
+
+    record(running=True)
+    try:
+        with open(step.output_dir / LOG_FILE, "a") as log:
+            log.write(f"$ plm-nas {' '.join(command)}\n")
+            log.flush()
+            code = call_with_heartbeat([sys.executable, "-m", "benchmarks.cli", *command, "--no-progress"], log, env,
+                                       lambda: record(running=True))
+    except BaseException:  # Ctrl-C: the attempt's time so far still counts
+        record(interrupted=True)
+        raise
+    record(exit_code=code, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     if code == 0:
         (step.output_dir / DONE_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     return code

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from benchmarks.commands.experiments import (
     restrict,
     run_step,
 )
+from benchmarks.grids import runner
 
 
 def test_cpu_grid_has_three_seeds_three_searchers_both_kinds():
@@ -61,15 +63,25 @@ def _args(out: Path) -> argparse.Namespace:
                               "random_search", "--nas-searchers", "random_search", "--no-progress"])
 
 
+class _Finished:
+    """A subprocess.Popen stand-in that has already exited with ``code``."""
+
+    def __init__(self, code: int):
+        self.code = code
+
+    def wait(self, timeout=None) -> int:
+        return self.code
+
+
 def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     calls: list[list[str]] = []
     fail_on: set[str] = set()
 
-    def fake_call(cmd, stdout=None, stderr=None, env=None):
+    def fake_popen(cmd, stdout=None, stderr=None, env=None):
         calls.append(cmd[3:])
-        return 1 if cmd[3] in fail_on else 0
+        return _Finished(1 if cmd[3] in fail_on else 0)
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
     # the standard NAS step fails: the grid reports failure, the others are marked done
     fail_on.add("nas")
     assert experiments.run(_args(tmp_path)) == 1
@@ -171,19 +183,54 @@ def test_restricting_a_study_narrows_its_comparison_parts():
         expand(CPU_STUDY, Path("/r"), kinds=("train",))
 
 
+class _Killed(BaseException):
+    """What a SIGKILL of the grid would be, at the moment it is raised."""
+
+
+def test_a_killed_steps_time_still_counts_when_it_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "HEARTBEAT_S", 0.05)
+    step = expand(restrict(CPU_STUDY, tasks=["mrpc"], seeds=[0]), tmp_path, kinds=("prune",))[0]
+    timing_file = step.output_dir / "timing.json"
+    left_by_kill: dict = {}
+
+    class Running:
+        """Runs for three heartbeats; then the grid is killed: what timing.json holds then is all that is left."""
+
+        waits = 0
+
+        def wait(self, timeout=None) -> int:
+            self.waits += 1
+            if self.waits <= 3:
+                time.sleep(timeout)
+                raise subprocess.TimeoutExpired("plm-nas", timeout)
+            left_by_kill.update(json.loads(timing_file.read_text()))
+            raise _Killed
+
+    monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: Running())
+    with pytest.raises(_Killed):
+        run_step(step)
+    assert left_by_kill["running"] and left_by_kill["attempts"] == 1 and left_by_kill["seconds"] >= 0.1
+    assert not step.done
+    monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: _Finished(0))
+    assert run_step(step) == 0 and step.done
+    timing = json.loads(timing_file.read_text())
+    assert timing["attempts"] == 2 and timing["exit_code"] == 0 and "running" not in timing
+    assert timing["seconds"] >= left_by_kill["seconds"]
+
+
 def test_timing_threads_and_export_of_finished_steps(tmp_path, monkeypatch):
     calls: list[list[str]] = []
 
-    def fake_call(cmd, stdout=None, stderr=None, env=None):
+    def fake_popen(cmd, stdout=None, stderr=None, env=None):
         calls.append(cmd[3:])
         out = Path(cmd[cmd.index("--output-dir") + 1])
         (out / "results.csv").write_text("run_id\nx\n")
         (out / "best_model").mkdir()
         (out / "best_model" / "model.safetensors").write_bytes(b"\0" * 10)
         (out / "best_model" / "config.json").write_text("{}")  # a saved model's settings stay with it
-        return 0
+        return _Finished(0)
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
     root = tmp_path / "grid"
     steps = expand(restrict(CPU_STUDY, tasks=["mrpc"], seeds=[0]), root, kinds=("prune",))
     assert run_step(steps[0], extra_args=("--threads", "1")) == 0
