@@ -7,6 +7,7 @@ average ranks by final hypervolume, each cell the mean ± s.e. over seeds, rende
   A task can also get a column per secondary metric, e.g. ``mrpc (accuracy)`` beside ``mrpc`` (its main metric,
   F1): the same chosen sub-networks and unpruned model measured in that metric (see
   :func:`benchmarks.results.with_metric`); :data:`DEFAULT_SECONDARY_METRICS` says which.
+* Final hypervolumes (:func:`hypervolume_table`): each searcher's mean over seeds, the values ranked next.
 * Ranks (:func:`final_ranks`): per task and seed, the searchers (weight-sharing and standard NAS, not the pruning
   baselines) that ran with that seed are ranked by their final hypervolume (1 = best, ties share the average
   rank); a cell is a method's mean rank over seeds, and ``average`` its mean over the tasks it ran on.
@@ -165,6 +166,15 @@ def ranks_table(final: pd.DataFrame, kinds: Sequence[str] = SEARCHER_KINDS) -> C
                              average=True)
     caption = ("Rank of each searcher by final hypervolume per task (1 = best; mean ± s.e. over seeds) and its "
                "average over tasks")
+    return CrossTaskTable(table, caption)
+
+
+def hypervolume_table(final: pd.DataFrame, kinds: Sequence[str] = SEARCHER_KINDS) -> CrossTaskTable:
+    """The cross-task table of searchers' final hypervolumes (the values :func:`ranks_table` ranks)."""
+    runs = final[final["kind"].isin(kinds)]
+    table = cross_task_table(summarize_over_seeds(runs, "hypervolume"), True,
+                             lambda mean, se: format_mean_se(mean, se, digits=3))
+    caption = "Final hypervolume of each searcher per task (larger is better; mean ± s.e. over seeds)"
     return CrossTaskTable(table, caption)
 
 

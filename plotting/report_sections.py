@@ -50,6 +50,7 @@ from plotting.paper_tables import (
     DEFAULT_SECONDARY_METRICS,
     SEARCHER_KINDS,
     TABLES_DIR,
+    hypervolume_table,
     ranks_table,
     relative_file_name,
     relative_table,
@@ -64,6 +65,7 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"
 RANKS_TEX = "ranks.tex"
+HYPERVOLUME_TEX = "hypervolume.tex"
 
 
 @dataclass(frozen=True)
@@ -335,9 +337,9 @@ def paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: ReportCo
     else:
         ctx.note("no test errors in the results: the cross-task relative-performance table is skipped.")
     if final["kind"].isin(SEARCHER_KINDS).any():
-        ranks = ranks_table(final)
-        write_latex(ranks, ctx.out_dir, RANKS_TEX)
-        ctx.blocks += [Paragraph(f"{ranks.caption} ({TABLES_DIR}/{RANKS_TEX})."), ranks.table]
+        for table, name in ((hypervolume_table(final), HYPERVOLUME_TEX), (ranks_table(final), RANKS_TEX)):
+            write_latex(table, ctx.out_dir, name)
+            ctx.blocks += [Paragraph(f"{table.caption} ({TABLES_DIR}/{name})."), table.table]
         for sentence in uneven_competitors(final):
             ctx.note(sentence)
     else:

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.results import COLUMNS, write_atomic
 from plotting.document import Cell, Table, latex_escape
-from plotting.paper_tables import final_ranks, ranks_table, relative_at, uneven_competitors
+from plotting.paper_tables import final_ranks, hypervolume_table, ranks_table, relative_at, uneven_competitors
 from plotting.report import ReportSettings, add_report_arguments, run_report, write_report
 
 # (task, kind, method, seed, test error of the 40% sub-network, its validation error); every run also holds the
@@ -79,6 +79,12 @@ def test_ranks_are_per_seed_among_searchers_then_averaged_over_tasks():
                     ["weight-sharing", "x", "–", "2.00 ± –", "2.00"]]
     assert [[cell.bold for cell in row[2:]] for row in table.rows] == [
         [True, False, True], [False, True, False], [False, False, False]]
+    # the final hypervolumes being ranked, the baseline left out like in the ranks
+    hypervolumes = hypervolume_table(final).table
+    assert hypervolumes.header == ["kind", "method", "a", "b"]
+    assert [[cell.text for cell in row] for row in hypervolumes.rows] == [
+        ["standard", "x", "2.500 ± 0.500", "–"], ["standard", "y", "2.000 ± 0.000", "4.000 ± –"],
+        ["weight-sharing", "x", "–", "1.000 ± –"]]
 
 
 def test_seeds_that_ranked_different_searchers_are_named():
@@ -135,6 +141,8 @@ def test_report_writes_both_cross_task_tables_in_markdown_and_latex(tmp_path):
     assert "\n".join(RELATIVE_MD[:1] + ["|---|---|---|---|"] + RELATIVE_MD[1:]) in section
     assert "\n".join(RANKS_MD[:1] + ["|---|---|---|---|---|"] + RANKS_MD[1:]) in section
     assert "50% pruned" in section and "tables/relative_50.tex" in section and "tables/ranks.tex" in section
+    assert "tables/hypervolume.tex" in section
+    assert (tmp_path / "report" / "tables" / "hypervolume.tex").read_text().startswith("% Final hypervolume")
     relative = (tmp_path / "report" / "tables" / "relative_50.tex").read_text()
     ranks = (tmp_path / "report" / "tables" / "ranks.tex").read_text()
     assert "\\begin{tabular}{llrr}\n\\toprule\n" + RELATIVE_TEX[0] + "\n\\midrule\n" + "\n".join(RELATIVE_TEX[1:]) \

@@ -95,7 +95,7 @@ def test_the_reports_relative_tables_are_against_the_same_seeds_fine_tuning(grid
                 _row(seed, "weight-sharing", "morea", 0.15, half_test, 0.5, 2.0)]
         pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(folder / "results.csv", index=False)
     report = write_report(grid, tmp_path / "report").read_text()
-    cross_task = report[report.index("## Cross-task tables"):report.index("Rank of each searcher")]
+    cross_task = report[report.index("## Cross-task tables"):report.index("Final hypervolume of each searcher")]
     cells = {line.split("|")[2].strip(): line.split("|")[3].strip() for line in cross_task.splitlines()
              if line.startswith("| weight-sharing |")}
     assert cells == {"morea": "70.0 ± 10.0", "nsga2": "**85.0 ± 5.0**"}  # the best in bold
