@@ -119,7 +119,7 @@ def relative_to_references(
     keys = _reference_keys(frame, references)
     values = references.groupby(keys)["reference"].mean()
     parts, missing = [], []
-    for key, rows in frame.groupby(keys, sort=True):
+    for key, rows in frame.groupby(keys, sort=True, dropna=False):
         if key in values.index:
             parts.append(relative_performance(rows, fractions_pruned, size_column, reference=float(values[key])))
         else:

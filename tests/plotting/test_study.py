@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.results import COLUMNS
 from plotting.comparisons import compare_factor, read_manifest
-from plotting.relative import relative_to_finetuned
+from plotting.relative import relative_to_finetuned, relative_to_references
 from plotting.report import write_report
 from plotting.study import (
     constant_predictor,
@@ -74,6 +74,20 @@ def test_relative_performance_is_against_the_same_seeds_fine_tuning(grid):
     row = summary.iloc[0]
     assert (row["method"], row["n"]) == ("nsga2", 2)
     assert row["mean"] == pytest.approx(0.85) and row["se"] == pytest.approx(0.05)
+
+
+def test_runs_without_a_reference_are_left_out_or_keep_their_own():
+    rows = [_row(0, "weight-sharing", "nsga2", 0.1, 0.2, 1.0, 1.0), _row(0, "weight-sharing", "nsga2", 0.2, 0.5, 0.5, 2.0),
+            _row(1, "weight-sharing", "nsga2", 0.1, 0.2, 1.0, 1.0), _row(1, "weight-sharing", "nsga2", 0.2, 0.6, 0.5, 2.0)]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame.loc[2:, "model"] = np.nan  # a table without the model column's value: never dropped silently
+    references = pd.DataFrame([{"task": "stsb", "model": "minilm", "seed": 0, "reference": 0.625}])
+    with pytest.warns(UserWarning, match="1 run.*left out: weight-sharing-nsga2-seed1"):
+        alone = relative_to_references(frame, references, [0.5])
+    assert alone["relative_performance"].tolist() == [pytest.approx(0.8)]  # 0.5 of fine-tuning's 0.625
+    with pytest.warns(UserWarning, match="relative to their own unpruned sub-network: weight-sharing-nsga2-seed1"):
+        both = relative_to_references(frame, references, [0.5], fallback=True)
+    assert both["relative_performance"].tolist() == [pytest.approx(0.8), pytest.approx(0.5)]  # 0.4 of its own 0.8
 
 
 def test_report_of_a_grid_folder_has_the_study_section(grid, tmp_path):
