@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -57,6 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def progress_summary(steps: Sequence[Step]) -> str:
+    """How much of a grid is done, per kind of step, and how many steps were started and will resume."""
+    kinds: dict[str, list[Step]] = {}
+    for step in steps:
+        kinds.setdefault(step.key.split()[0], []).append(step)
+    counts = ", ".join(f"{kind} {sum(s.done for s in group)}/{len(group)}" for kind, group in kinds.items())
+    started = sum(1 for step in steps if not step.done and step.output_dir.exists())
+    return (f"{sum(s.done for s in steps)} of {len(steps)} steps done ({counts}); {started} started "
+            "([part]: resumed or restarted by the next run)")
+
+
 def run(args: argparse.Namespace) -> int:
     grid = restrict(
         get_grid(args.grid), tasks=args.tasks, models=args.models, search_spaces=args.search_spaces,
@@ -75,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.list:
         for step in steps:
-            print(f"[{'done' if step.done else '    '}] {step.key}  ->  {step.output_dir}")
+            state = "done" if step.done else ("part" if step.output_dir.exists() else "    ")
+            print(f"[{state}] {step.key}  ->  {step.output_dir}")
+        print(progress_summary(steps))
         return 0
     pending = list(iter_pending(steps))
     if pending:

@@ -183,6 +183,23 @@ def test_restricting_a_study_narrows_its_comparison_parts():
         expand(CPU_STUDY, Path("/r"), kinds=("train",))
 
 
+def test_list_says_how_much_of_the_grid_is_done_and_what_will_resume(tmp_path, capsys):
+    steps = expand(restrict(CPU_STUDY, tasks=["mrpc"], seeds=[0]), tmp_path, kinds=("prune",))
+    steps[0].output_dir.mkdir(parents=True)
+    (steps[0].output_dir / DONE_MARKER).write_text("x")
+    steps[1].output_dir.mkdir(parents=True)  # started, not finished
+    assert experiments.progress_summary(steps) == (
+        "1 of 4 steps done (finetune 1/1, prune 0/3); 1 started ([part]: resumed or restarted by the next run)")
+    parser = argparse.ArgumentParser()
+    experiments.add_arguments(parser)
+    args = parser.parse_args(["--grid", "cpu-study", "--output-dir", str(tmp_path), "--tasks", "mrpc", "--seeds", "0",
+                              "--kinds", "prune", "--list"])
+    assert experiments.run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line[:6] for line in lines[:4]] == ["[done]", "[part]", "[    ]", "[    ]"]
+    assert lines[-1].startswith("1 of 4 steps done")
+
+
 class _Killed(BaseException):
     """What a SIGKILL of the grid would be, at the moment it is raised."""
 
