@@ -24,7 +24,7 @@ import pandas as pd
 from benchmarks.results import metric_values, with_metric
 from plotting.document import DASH, Cell, Table, format_mean_se
 from plotting.hypervolume import summarize_over_seeds
-from plotting.relative import relative_performance, relative_to_references
+from plotting.relative import relative_performance
 
 SEARCHER_KINDS: tuple[str, ...] = ("weight-sharing", "standard")
 TABLES_DIR = "tables"
@@ -70,8 +70,7 @@ def relative_at(frame: pd.DataFrame, fraction_pruned: float, size_column: str | 
                 references: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per task and method: ``mean``, ``se`` and ``n`` over seeds of the relative performance at ``fraction_pruned``,
     against ``references`` (per task and seed, e.g. plain fine-tuning) where given, else each run's unpruned row."""
-    rel = (relative_performance(frame, [fraction_pruned], size_column) if references is None
-           else relative_to_references(frame, references, [fraction_pruned], size_column, fallback=True))
+    rel = relative_performance(frame, [fraction_pruned], size_column, reference=references)
     return summarize_over_seeds(rel, "relative_performance")
 
 

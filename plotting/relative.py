@@ -59,13 +59,17 @@ def relative_performance(
     frame: pd.DataFrame,
     fractions_pruned: Sequence[float] = DEFAULT_FRACTIONS_PRUNED,
     size_column: str | None = None,
-    reference: float | Mapping[str, float] | None = None,
+    reference: float | Mapping[str, float] | pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per run and fraction pruned: the chosen sub-network's performance relative to the unpruned model.
 
     Columns: the run columns, ``fraction_pruned``, ``size`` (of the chosen sub-network), ``performance``,
     ``reference_performance`` and ``relative_performance`` (NaN when nothing fits or a test error is missing).
+    A ``reference`` table (per task, model and seed, e.g. plain fine-tuning) is
+    :func:`relative_to_references`, runs without one measured against their own unpruned row.
     """
+    if isinstance(reference, pd.DataFrame):
+        return relative_to_references(frame, reference, fractions_pruned, size_column, fallback=True)
     fractions = np.asarray(fractions_pruned, dtype=float)
     if np.any((fractions < 0) | (fractions >= 1)):
         raise ValueError(f"fractions pruned must lie in [0, 1), got {fractions.tolist()}")

@@ -63,12 +63,10 @@ def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def grid_references(roots: Iterable[str | os.PathLike], secondary_metrics: Sequence[tuple[str, str]]
-                    ) -> pd.DataFrame | None:
-    """The plain fine-tuning of the grids' tasks and seeds, the paper's unpruned reference (None if there is none:
-    runs are then measured against their own unpruned sub-network)."""
-    found = [finetuned_references(Path(root), secondary_metrics) for root in roots]
-    found = [references for references in found if not references.empty]
+def grid_references(per_root: Iterable[pd.DataFrame]) -> pd.DataFrame | None:
+    """The plain fine-tuning of the grids' tasks and seeds (each grid's :func:`finetuned_references`), the paper's
+    unpruned reference (None if there is none: runs are then measured against their own unpruned sub-network)."""
+    found = [references for references in per_root if not references.empty]
     return pd.concat(found, ignore_index=True) if found else None
 
 
@@ -95,6 +93,7 @@ def write_report(
         return write_supernet_report(supernets, out_dir, settings)
     main_parts, comparison_parts = [], []
     manifests = {source: read_manifest(source) for source in sources if is_study_root(source)}
+    references = {source: finetuned_references(Path(source), settings.secondary_metrics) for source in manifests}
     for source in sources:
         rows = read_results(source)
         manifest = manifests.get(source)
@@ -106,7 +105,7 @@ def write_report(
     comparisons = pd.concat(comparison_parts, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(out_dir, settings, method_colors(frame["method"].astype(str).unique()),
-                        references=grid_references(manifests, settings.secondary_metrics))
+                        references=grid_references(references.values()))
     title = "plm-nas results report"
     ctx.blocks += [
         Heading(title, 1),
@@ -156,7 +155,7 @@ def write_report(
     for source, manifest in manifests.items():
         ctx.blocks += catching(ctx, study_section, Path(source), frame, trajectories, final,
                                settings.table_fractions_pruned, settings.size_objective, settings.secondary_metrics,
-                               everything, everything_final, manifest).to_blocks()
+                               everything, everything_final, manifest, references[source]).to_blocks()
     for section in sections:
         ctx.blocks += section.to_blocks()
     return write_documents(ctx, title)

@@ -58,7 +58,7 @@ from plotting.paper_tables import (
     write_latex,
 )
 from plotting.ranks import bootstrap_average_ranks
-from plotting.relative import relative_performance, relative_to_references
+from plotting.relative import relative_performance
 from plotting.style import axis_label, new_figure, save_figure
 
 REPORT_MD = "report.md"
@@ -276,8 +276,7 @@ def relative_section(task: str, rows: pd.DataFrame, size_column: str, ctx: Repor
         return
     fractions = sorted(set(ctx.settings.figure_fractions_pruned) | set(ctx.settings.table_fractions_pruned))
     num_blocks = len(ctx.blocks)
-    rel = (catching(ctx, relative_performance, rows, fractions, size_column) if ctx.references is None else
-           catching(ctx, relative_to_references, rows, ctx.references, fractions, size_column, fallback=True))
+    rel = catching(ctx, relative_performance, rows, fractions, size_column, reference=ctx.references)
     if rel.empty or not np.isfinite(rel["relative_performance"].to_numpy(dtype=float)).any():
         if len(ctx.blocks) == num_blocks:  # no warning explained it already
             ctx.note(f"task {task}: relative performance is undefined (no chosen sub-network has a test error).")

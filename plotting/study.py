@@ -218,15 +218,16 @@ def study_section(
     root: Path, frame: pd.DataFrame, trajectories: pd.DataFrame, final: pd.DataFrame, fractions_pruned: Sequence[float],
     size_column: str | None = None, secondary_metrics: Sequence[tuple[str, str]] = (),
     everything: pd.DataFrame | None = None, everything_final: pd.DataFrame | None = None,
-    manifest: StudyManifest | None = None,
+    manifest: StudyManifest | None = None, references: pd.DataFrame | None = None,
 ) -> Section:
     """The study tables of a grid folder (see the module docstring) as one report section. ``frame``,
     ``trajectories`` and ``final`` (every run's last hypervolume) are of the main runs; ``everything`` and
     ``everything_final`` of all runs, the comparisons' included (default: the main ones); ``manifest`` is the
-    grid's ``grid.json`` (:func:`plotting.comparisons.read_manifest`), whose comparisons get their tables."""
+    grid's ``grid.json`` (:func:`plotting.comparisons.read_manifest`), whose comparisons get their tables;
+    ``references`` its :func:`finetuned_references` (read from ``root`` when not given)."""
     everything = frame if everything is None else everything
     everything_final = final if everything_final is None else everything_final
-    references = finetuned_references(root, secondary_metrics)
+    references = finetuned_references(root, secondary_metrics) if references is None else references
     supernets = supernet_runs(root)
     section = Section(f"Study: {root}")
     if not references.empty:

@@ -64,7 +64,7 @@ def progress_summary(steps: Sequence[Step]) -> str:
     for step in steps:
         kinds.setdefault(step.key.split()[0], []).append(step)
     counts = ", ".join(f"{kind} {sum(s.done for s in group)}/{len(group)}" for kind, group in kinds.items())
-    started = sum(1 for step in steps if not step.done and step.output_dir.exists())
+    started = sum(step.started for step in steps)
     return (f"{sum(s.done for s in steps)} of {len(steps)} steps done ({counts}); {started} started "
             "([part]: resumed or restarted by the next run)")
 
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.list:
         for step in steps:
-            state = "done" if step.done else ("part" if step.output_dir.exists() else "    ")
+            state = "done" if step.done else ("part" if step.started else "    ")
             print(f"[{state}] {step.key}  ->  {step.output_dir}")
         print(progress_summary(steps))
         return 0

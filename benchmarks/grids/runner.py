@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Iterator, Sequence
 
+from benchmarks.files import write_json_atomic
 from benchmarks.grids.spec import DONE_MARKER, Step
 from benchmarks.results import RESULTS_FILE
 
@@ -32,20 +33,13 @@ def _timing(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "attempts": 0}
 
 
-def _write_json_atomically(path: Path, payload: dict) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2) + "\n")
-    partial.replace(path)
-
-
-def call_with_heartbeat(argv: Sequence[str], log: IO, env: dict[str, str] | None, heartbeat: Callable[[], None],
-                        interval: float | None = None) -> int:
-    """Run ``argv`` with its output in ``log``; call ``heartbeat`` every ``interval`` seconds while it runs.
+def call_with_heartbeat(argv: Sequence[str], log: IO, env: dict[str, str] | None, heartbeat: Callable[[], None]) -> int:
+    """Run ``argv`` with its output in ``log``; call ``heartbeat`` every :data:`HEARTBEAT_S` seconds while it runs.
     Returns its exit code."""
     process = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=env)
     while True:
         try:
-            return process.wait(timeout=HEARTBEAT_S if interval is None else interval)
+            return process.wait(timeout=HEARTBEAT_S)
         except subprocess.TimeoutExpired:
             heartbeat()
 
@@ -72,7 +66,7 @@ def run_step(step: Step, env: dict[str, str] | None = None, extra_args: Sequence
 
     def record(**state) -> None:
         seconds = round(before["seconds"] + time.perf_counter() - started, 1)
-        _write_json_atomically(step.output_dir / TIMING_FILE, {"seconds": seconds, "attempts": attempts, **state})
+        write_json_atomic({"seconds": seconds, "attempts": attempts, **state}, step.output_dir / TIMING_FILE)
 
     record(running=True)
     try:

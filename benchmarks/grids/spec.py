@@ -66,6 +66,11 @@ class Step:
     def done(self) -> bool:
         return (self.output_dir / DONE_MARKER).is_file()
 
+    @property
+    def started(self) -> bool:
+        """Begun but not finished: the next run of the grid resumes (or restarts) it."""
+        return not self.done and self.output_dir.exists()
+
 
 def _model_tag(model: str) -> str:
     """Folder name of a model: a local folder's name, or the hub name with its organisation ("org-name")."""
