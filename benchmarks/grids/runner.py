@@ -111,8 +111,9 @@ def export_results(steps: Sequence[Step], root: Path, dest: Path) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             if large:  # a results table is never left behind: a large one (the large space's masks) goes gzipped
                 target = target.with_name(RESULTS_FILE + ".gz")
-                with open(path, "rb") as source, gzip.open(target, "wb") as packed:
-                    shutil.copyfileobj(source, packed)
+                with open(path, "rb") as source, open(target, "wb") as sink, \
+                        gzip.GzipFile(fileobj=sink, mode="wb", filename="", mtime=0) as packed:
+                    shutil.copyfileobj(source, packed)  # no timestamp: the same table exports to the same bytes
             else:
                 shutil.copy2(path, target)
             copied.append(target)

@@ -288,6 +288,9 @@ def test_export_gzips_a_results_table_over_the_size_limit(tmp_path, monkeypatch)
     names = sorted(p.name for p in copied)
     # the table comes gzipped (never left behind); another large file stays behind
     assert names == ["DONE", "results.csv.gz"]
+    # no timestamp in the gzip header (bytes 4-8): exporting the same table again leaves the committed file as it is
+    packed = next(p for p in copied if p.name == "results.csv.gz").read_bytes()
+    assert packed[4:8] == bytes(4)
     exported = read_results(tmp_path / "export")
     original = read_results(step.output_dir / "results.csv")
     assert exported.equals(original) and len(exported) == len(original) >= 1
