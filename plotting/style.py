@@ -127,17 +127,22 @@ def new_figure(width: float = 6.0, height: float = 4.0, ncols: int = 1, nrows: i
     return fig, axes
 
 
+# no creation date in the files: rebuilding a report from unchanged results leaves its figures byte-identical
+UNDATED = {"pdf": {"CreationDate": None}}  # PNG has none; the report writes only PNG and PDF
+
+
 def save_figure(fig: Figure, stem: str | Path, formats: Iterable[str] = FIGURE_FORMATS, dpi: int = 200) -> list[Path]:
     """Save ``fig`` as ``stem.png``, ``stem.pdf``, ...; return the paths written.
 
     The layout is computed once, on the first save, and then frozen, so later formats do not pay for it again.
+    No creation date is written, so the same figure saves to the same bytes.
     """
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        fig.savefig(path, dpi=dpi)
+        fig.savefig(path, dpi=dpi, metadata=UNDATED.get(fmt))
         fig.set_layout_engine("none")
         paths.append(path)
     return paths

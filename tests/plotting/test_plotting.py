@@ -271,3 +271,21 @@ def test_variants_of_a_method_are_named_apart_not_pooled():
         "random_search (sandwich, small)", "random_search (standard, small)", "random_search (sandwich, layer)",
         "random_search (sandwich, small)", "random_search", "random_search",
     ]
+
+
+def test_saved_figures_carry_no_date_so_a_rebuild_is_byte_identical(tmp_path):
+    import time
+
+    from plotting.style import new_figure, save_figure
+
+    def draw(stem):
+        fig, (ax,) = new_figure(3, 2)
+        ax.plot([0, 1], [1, 0])
+        return save_figure(fig, stem, formats=("png", "pdf"))
+
+    first = draw(tmp_path / "a")
+    time.sleep(1.1)  # a creation date, had one been written, would now differ
+    second = draw(tmp_path / "b")
+    assert [p.suffix for p in first] == [".png", ".pdf"]
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
