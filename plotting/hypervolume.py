@@ -161,6 +161,38 @@ def normalized_points(frame: pd.DataFrame, settings: HypervolumeSettings = Hyper
     return out
 
 
+# a task where more than this share of the compared rows has one validation error gets a warning (see below)
+TIED_ERROR_SHARE = 0.5
+
+
+def tied_errors(frame: pd.DataFrame, settings: HypervolumeSettings = HypervolumeSettings(),
+                share: float = TIED_ERROR_SHARE) -> list[str]:
+    """One sentence per task where more than ``share`` of the rows have the same error (typically the constant
+    predictor's) and some rows do better, under quantile normalisation: there the empirical CDF jumps at that value,
+    so a row one validation example better lands far down the normalised scale and hypervolume ranks can turn on
+    it."""
+    if settings.normalization != "quantile" or settings.error_column not in frame.columns:
+        return []
+    sentences = []
+    for task, part in frame.groupby("task", sort=True):
+        errors = part[settings.error_column].astype(float)
+        errors = errors[np.isfinite(errors)]
+        if errors.empty:
+            continue
+        counts = errors.value_counts()
+        value, tied = float(counts.index[0]), int(counts.iloc[0])
+        at_most, below = int((errors <= value).sum()), int((errors < value).sum())
+        if tied <= share * len(errors) or below == 0:  # nothing better than the tied value: no jump to cross
+            continue
+        sentences.append(
+            f"{task}: {tied} of the {len(errors)} compared rows ({100 * tied / len(errors):.0f}%) have the same "
+            f"{settings.error_column} ({value:.4g}), so quantile normalisation maps it to "
+            f"{100 * at_most / len(errors):.0f}% and any row below it to at most {100 * below / len(errors):.0f}%: "
+            "a sub-network one validation example better than that value can decide the hypervolume ranks there; "
+            "read them beside the relative performance.")
+    return sentences
+
+
 def _run_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in RUN_COLUMNS if c in frame.columns]
 

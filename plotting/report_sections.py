@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmarks.results import best_epoch_rows
+from benchmarks.results import best_epoch_rows, best_so_far_rows
 from plotting.document import (
     DASH,
     Block,
@@ -45,6 +45,7 @@ from plotting.hypervolume import (
     make_grid,
     on_grid,
     summarize_over_seeds,
+    tied_errors,
 )
 from plotting.paper_tables import (
     DEFAULT_SECONDARY_METRICS,
@@ -340,6 +341,8 @@ def paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: ReportCo
             write_latex(table, ctx.out_dir, name)
             ctx.blocks += [Paragraph(f"{table.caption} ({TABLES_DIR}/{name})."), table.table]
         for sentence in uneven_competitors(final):
+            ctx.note(sentence)
+        for sentence in tied_errors(best_so_far_rows(frame), ctx.settings.hypervolume()):
             ctx.note(sentence)
     else:
         ctx.note("no weight-sharing or standard-NAS runs in the results: the cross-task rank table is skipped.")

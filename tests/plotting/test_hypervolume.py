@@ -23,6 +23,7 @@ from plotting.hypervolume import (
     resolve_size_column,
     step_interpolate,
     summarize_over_seeds,
+    tied_errors,
 )
 from plotting.normalize import minmax_normalize, normalize_objectives, quantile_normalize
 
@@ -231,3 +232,20 @@ def test_summarize_over_seeds_and_regret():
     assert out.loc["a", "se"] == pytest.approx(1.0 / math.sqrt(3))
     assert np.isnan(out.loc["b", "se"])  # one seed: no standard error
     np.testing.assert_allclose(add_regret(frame)["regret"], [4.0, 3.0, 2.0, 0.0])
+
+
+def test_a_task_where_most_rows_share_one_error_is_named_with_its_percentiles():
+    # task a: 6 of 10 rows at 0.2 (say the constant predictor); 2 rows below it, 2 above
+    a = [0.2] * 6 + [0.1, 0.15, 0.3, 0.25]
+    frame = pd.DataFrame({"task": ["a"] * 10 + ["b"] * 4, "valid_error": a + [0.1, 0.2, 0.3, 0.4]})
+    assert tied_errors(frame) == [
+        "a: 6 of the 10 compared rows (60%) have the same valid_error (0.2), so quantile normalisation maps it to "
+        "80% and any row below it to at most 20%: a sub-network one validation example better than that value can "
+        "decide the hypervolume ranks there; read them beside the relative performance."]
+    # the same numbers under the normalisation they describe
+    assert quantile_normalize([0.2, 0.15], a).tolist() == [0.8, 0.2]
+    # half tied (3 of 6) is not more than half: no warning; nor when nothing is better than the tied value
+    assert tied_errors(frame.iloc[[0, 1, 2, 6, 8, 9]]) == []
+    assert tied_errors(frame.iloc[[0, 1, 2, 3, 4, 5, 8, 9]]) == []
+    # min-max normalisation has no such jump: no warning
+    assert tied_errors(frame, HypervolumeSettings(normalization="minmax")) == []
