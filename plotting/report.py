@@ -117,7 +117,8 @@ def write_report(
                   "standard-NAS epochs that do not improve their trial's best validation error so far, so a trial "
                   "counts with its best epoch as of each time. Points beyond the reference point contribute nothing."),
     ]
-    trajectories = catching(ctx, hypervolume_over_time, best_so_far_rows(frame), hv_settings)
+    compared = best_so_far_rows(frame)  # the rows the hypervolumes (and the tied-error notes) are computed on
+    trajectories = catching(ctx, hypervolume_over_time, compared, hv_settings)
     sizes = {task: catching(ctx, resolve_size_column, part, settings.size_objective)
              for task, part in frame.groupby("task", sort=True)}
     overview = [
@@ -136,7 +137,7 @@ def write_report(
         ctx.blocks.append(Paragraph(
             f"{count} {'run' if count == 1 else 'runs'} of the grid's factor comparisons (grid.json) left out of the "
             "searcher tables and ranks; they appear in the comparison tables of the study section."))
-    paper_tables_section(frame, final, ctx)
+    paper_tables_section(frame, compared, final, ctx)
     ranks_section(trajectories, ctx)
     for task, rows in frame.groupby("task", sort=True):
         ctx.blocks.append(Heading(f"Task {task}"))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmarks.results import best_epoch_rows, best_so_far_rows
+from benchmarks.results import best_epoch_rows
 from plotting.document import (
     DASH,
     Block,
@@ -319,8 +319,9 @@ def boxplot_section(final: pd.DataFrame, by: str, title: str, ctx: ReportContext
     ctx.figure(fig, f"boxplot_{by}", f"Final hypervolume per run across {title} (one dot per run).")
 
 
-def paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: ReportContext) -> None:
-    """The paper's cross-task tables (methods x tasks) in the report, and as LaTeX (booktabs) in tables/."""
+def paper_tables_section(frame: pd.DataFrame, compared: pd.DataFrame, final: pd.DataFrame, ctx: ReportContext) -> None:
+    """The paper's cross-task tables (methods x tasks) in the report, and as LaTeX (booktabs) in tables/;
+    ``compared`` holds the rows the hypervolumes were computed on (``best_so_far_rows(frame)``)."""
     fraction = ctx.settings.cross_task_fraction_pruned
     ctx.blocks.append(Heading("Cross-task tables (the paper's layout)"))
     ctx.blocks.append(Paragraph(
@@ -342,7 +343,7 @@ def paper_tables_section(frame: pd.DataFrame, final: pd.DataFrame, ctx: ReportCo
             ctx.blocks += [Paragraph(f"{table.caption} ({TABLES_DIR}/{name})."), table.table]
         for sentence in uneven_competitors(final):
             ctx.note(sentence)
-        for sentence in tied_errors(best_so_far_rows(frame), ctx.settings.hypervolume()):
+        for sentence in tied_errors(compared, ctx.settings.hypervolume()):
             ctx.note(sentence)
     else:
         ctx.note("no weight-sharing or standard-NAS runs in the results: the cross-task rank table is skipped.")
