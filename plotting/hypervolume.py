@@ -39,6 +39,8 @@ class HypervolumeSettings:
     error_column: str = "valid_error"
     size_column: str | None = None  # None: each task's rows' ``size_objective``
     bounds: Mapping[str, Bounds] | None = None  # min-max only: column -> (low, high)
+    # min-max only: task -> column -> (low, high), over ``bounds`` for that task (e.g. a per-task baseline error)
+    task_bounds: Mapping[str, Mapping[str, Bounds]] | None = None
 
     def __post_init__(self) -> None:
         get_normalizer(self.normalization)
@@ -46,7 +48,7 @@ class HypervolumeSettings:
             raise ValueError(f"reference_point must have two coordinates, got {self.reference_point!r}")
         if self.size_column is not None and self.size_column not in SIZE_OBJECTIVES:
             raise ValueError(f"size_column must be one of {SIZE_OBJECTIVES} or None, got {self.size_column!r}")
-        if self.bounds and self.normalization != "minmax":
+        if (self.bounds or self.task_bounds) and self.normalization != "minmax":
             raise ValueError("bounds are only used by the 'minmax' normalization")
 
     def describe(self) -> str:
@@ -54,7 +56,9 @@ class HypervolumeSettings:
         how = {
             "quantile": "quantile-normalised per task (empirical CDF over all compared rows of that task)",
             "minmax": "min-max normalised per task over all compared rows of that task"
-            + (f" with bounds {dict(self.bounds)}" if self.bounds else ""),
+            + (f" with bounds {dict(self.bounds)}" if self.bounds else "")
+            + (f" and per-task bounds {({t: dict(b) for t, b in self.task_bounds.items()})}"
+               if self.task_bounds else ""),
         }[self.normalization]
         return f"objectives ({self.error_column}, size) {how}; reference point {tuple(self.reference_point)}"
 
@@ -146,19 +150,40 @@ def normalized_points(frame: pd.DataFrame, settings: HypervolumeSettings = Hyper
     out[HV_ERROR] = np.nan
     out[HV_SIZE] = np.nan
     out["size_column"] = ""
-    for _, part in frame.groupby("task", sort=False):
+    for task, part in frame.groupby("task", sort=False):
         size_column = resolve_size_column(part, settings.size_column)
         objectives = pd.DataFrame(
             {HV_ERROR: part[settings.error_column].astype(float), HV_SIZE: part[size_column].astype(float)}
         )
         bounds = None
-        if settings.bounds:
+        given = {**(settings.bounds or {}), **((settings.task_bounds or {}).get(str(task)) or {})}
+        if given:
             names = {HV_ERROR: settings.error_column, HV_SIZE: size_column}
-            bounds = {k: settings.bounds[v] for k, v in names.items() if v in settings.bounds}
+            bounds = {k: given[v] for k, v in names.items() if v in given}
         normed = normalize_objectives(objectives, [HV_ERROR, HV_SIZE], settings.normalization, None, bounds)
         out.loc[part.index, [HV_ERROR, HV_SIZE]] = normed.to_numpy()
         out.loc[part.index, "size_column"] = size_column
     return out
+
+
+def above_baseline_settings(baseline_errors: Mapping[str, float], error_column: str = "valid_error",
+                            size_column: str | None = None) -> HypervolumeSettings:
+    """Hypervolume that credits only what beats a baseline error per task (e.g. the constant predictor's).
+
+    Each task's error is divided by its baseline error and the size fraction is kept as it is (min-max with bounds
+    (0, baseline) and (0, 1)), reference point (1, 1). A run's hypervolume is then the area between its front and
+    the baseline's error over size fractions 0..1, as a share of what a perfect predictor of size 0 would have: 0
+    for a run that never beats the baseline, and independent of the other runs (no empirical CDF), so a sub-network
+    one validation example better than the baseline adds almost nothing instead of deciding the ranks.
+    """
+    for task, error in baseline_errors.items():
+        if not (np.isfinite(error) and error > 0):
+            raise ValueError(f"baseline error of task {task!r} must be a positive number, got {error!r}")
+    return HypervolumeSettings(
+        "minmax", (1.0, 1.0), error_column, size_column,
+        bounds={column: (0.0, 1.0) for column in SIZE_OBJECTIVES},
+        task_bounds={str(task): {error_column: (0.0, float(error))} for task, error in baseline_errors.items()},
+    )
 
 
 # a task where more than this share of the compared rows has one validation error gets a warning (see below)

@@ -14,16 +14,21 @@ average ranks by final hypervolume, each cell the mean ± s.e. over seeds, rende
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from benchmarks.results import metric_values, with_metric
 from plotting.document import DASH, Cell, Table, format_mean_se
-from plotting.hypervolume import summarize_over_seeds
+from plotting.hypervolume import (
+    above_baseline_settings,
+    final_hypervolume,
+    hypervolume_over_time,
+    summarize_over_seeds,
+)
 from plotting.relative import relative_performance
 
 SEARCHER_KINDS: tuple[str, ...] = ("weight-sharing", "standard")
@@ -44,6 +49,22 @@ def parse_secondary_metrics(values: Sequence[str]) -> tuple[tuple[str, str], ...
         if not task or not metric:
             raise ValueError(f"--secondary-metrics takes TASK:METRIC, e.g. mrpc:accuracy; got {value!r}")
         pairs.append((task, metric))
+    return tuple(pairs)
+
+
+def parse_baseline_errors(values: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """``TASK:ERROR`` strings (``plm-nas report --baseline-errors``) as (task, error) pairs; the error must be a
+    number in (0, 1] (a validation error, e.g. the constant predictor's)."""
+    pairs = []
+    for value in values:
+        task, _, number = str(value).rpartition(":")
+        try:
+            error = float(number)
+        except ValueError:
+            error = float("nan")
+        if not task or not (0 < error <= 1):
+            raise ValueError(f"--baseline-errors takes TASK:ERROR with ERROR in (0, 1], e.g. mrpc:0.178; got {value!r}")
+        pairs.append((task, error))
     return tuple(pairs)
 
 
@@ -175,6 +196,25 @@ def hypervolume_table(final: pd.DataFrame, kinds: Sequence[str] = SEARCHER_KINDS
                              lambda mean, se: format_mean_se(mean, se, digits=3))
     caption = "Final hypervolume of each searcher per task (larger is better; mean ± s.e. over seeds)"
     return CrossTaskTable(table, caption)
+
+
+def above_baseline_tables(compared: pd.DataFrame, baseline_errors: Mapping[str, float],
+                          size_column: str | None = None, baseline: str = "the constant predictor",
+                          kinds: Sequence[str] = SEARCHER_KINDS) -> tuple[CrossTaskTable, CrossTaskTable] | None:
+    """The hypervolume and rank tables again, with the hypervolume that credits only validation errors below each
+    task's ``baseline_errors`` (:func:`plotting.hypervolume.above_baseline_settings`), on the tasks that have one;
+    ``compared``: the rows hypervolumes are computed on. None if no searcher ran on such a task."""
+    rows = compared[compared["task"].astype(str).isin(set(map(str, baseline_errors)))
+                    & compared["kind"].isin(kinds)]
+    if rows.empty:
+        return None
+    settings = above_baseline_settings(baseline_errors, size_column=size_column)
+    final = final_hypervolume(hypervolume_over_time(rows, settings))
+    what = f"hypervolume above {baseline} (validation error over {baseline}'s, reference point (1, 1))"
+    hypervolumes, ranks = hypervolume_table(final, kinds), ranks_table(final, kinds)
+    return (replace(hypervolumes, caption=f"Final {what} of each searcher per task (mean ± s.e. over seeds)"),
+            replace(ranks, caption=f"Rank of each searcher by final {what} per task (1 = best; mean ± s.e. over "
+                                   "seeds) and its average over tasks"))
 
 
 def relative_file_name(fraction_pruned: float) -> str:

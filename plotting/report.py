@@ -19,7 +19,7 @@ from plotting.comparisons import read_manifest
 from plotting.document import Cell, Heading, Paragraph, Section, Table
 from plotting.hypervolume import final_hypervolume, hypervolume_over_time, resolve_size_column
 from plotting.normalize import NORMALIZERS
-from plotting.paper_tables import DEFAULT_SECONDARY_METRICS, parse_secondary_metrics
+from plotting.paper_tables import DEFAULT_SECONDARY_METRICS, parse_baseline_errors, parse_secondary_metrics
 from plotting.report_sections import (
     FIGURES_DIR,
     RANKS_TEX,
@@ -38,7 +38,7 @@ from plotting.report_sections import (
     relative_section,
     write_documents,
 )
-from plotting.study import finetuned_references, is_study_root, study_section
+from plotting.study import constant_valid_errors, finetuned_references, is_study_root, study_section
 from plotting.style import method_colors
 from plotting.supernet_report import split_supernet_runs, supernet_of, supernet_section, write_supernet_report
 
@@ -104,8 +104,10 @@ def write_report(
     frame = label_variants(pd.concat(main_parts, ignore_index=True))
     comparisons = pd.concat(comparison_parts, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    baselines = {task: error for source in manifests for task, error in constant_valid_errors(Path(source)).items()}
+    baselines.update(dict(settings.baseline_errors))
     ctx = ReportContext(out_dir, settings, method_colors(frame["method"].astype(str).unique()),
-                        references=grid_references(references.values()))
+                        references=grid_references(references.values()), baselines=baselines)
     title = "plm-nas results report"
     ctx.blocks += [
         Heading(title, 1),
@@ -188,6 +190,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         default=[f"{task}:{metric}" for task, metric in DEFAULT_SECONDARY_METRICS],
                         help="also report TASK's rows in METRIC (one of its metrics besides the main one) as a "
                              "cross-task column 'TASK (METRIC)' (default: mrpc:accuracy; none: no extra columns)")
+    parser.add_argument("--baseline-errors", nargs="*", metavar="TASK:ERROR", default=[],
+                        help="the constant predictor's validation error of TASK (a grid's super-networks give theirs): "
+                             "the cross-task tables are repeated with a hypervolume crediting only errors below it")
     return parser
 
 
@@ -209,6 +214,7 @@ def check_report_arguments(args: argparse.Namespace) -> None:
     if args.bootstrap_samples < 1:
         raise ValueError(f"--bootstrap-samples must be at least 1, got {args.bootstrap_samples}")
     parse_secondary_metrics(args.secondary_metrics)
+    parse_baseline_errors(args.baseline_errors)
 
 
 def run_report(args: argparse.Namespace) -> Path:
@@ -219,6 +225,7 @@ def run_report(args: argparse.Namespace) -> Path:
         reference_point=tuple(args.reference_point), bootstrap_samples=args.bootstrap_samples, seed=args.seed,
         grid_points=args.grid_points, cross_task_fraction_pruned=args.cross_task_pruned,
         secondary_metrics=parse_secondary_metrics(args.secondary_metrics),
+        baseline_errors=parse_baseline_errors(args.baseline_errors),
     )
     return write_report(args.results, args.out, settings=settings)
 

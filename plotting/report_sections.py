@@ -51,6 +51,7 @@ from plotting.paper_tables import (
     DEFAULT_SECONDARY_METRICS,
     SEARCHER_KINDS,
     TABLES_DIR,
+    above_baseline_tables,
     hypervolume_table,
     ranks_table,
     relative_file_name,
@@ -67,6 +68,7 @@ REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"
 RANKS_TEX = "ranks.tex"
 HYPERVOLUME_TEX = "hypervolume.tex"
+ABOVE_CONSTANT_TEX = ("hypervolume_above_constant.tex", "ranks_above_constant.tex")
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,9 @@ class ReportSettings:
     cross_task_fraction_pruned: float = 0.5  # the pruning level of the paper's cross-task table
     # (task, metric): a cross-task column of the task's rows measured in that metric beside its main one
     secondary_metrics: tuple[tuple[str, str], ...] = DEFAULT_SECONDARY_METRICS
+    # (task, validation error) of a baseline, e.g. the constant predictor, beside (and over) a grid's own: the
+    # cross-task tables are repeated with a hypervolume that credits only errors below it
+    baseline_errors: tuple[tuple[str, float], ...] = ()
 
     def hypervolume(self) -> HypervolumeSettings:
         return HypervolumeSettings(
@@ -164,6 +169,8 @@ class ReportContext:
     # the unpruned reference per task and seed (a grid's plain fine-tuning: columns task, model, seed, reference);
     # None: each run is measured against its own unpruned sub-network
     references: pd.DataFrame | None = None
+    # per task, the constant predictor's validation error (a grid's super-networks' metrics, or given)
+    baselines: dict[str, float] = field(default_factory=dict)
 
     def note(self, text: str) -> None:
         """Add a note once (the same warning can come from several computations)."""
@@ -345,8 +352,29 @@ def paper_tables_section(frame: pd.DataFrame, compared: pd.DataFrame, final: pd.
             ctx.note(sentence)
         for sentence in tied_errors(compared, ctx.settings.hypervolume()):
             ctx.note(sentence)
+        above_constant_tables(compared, ctx)
     else:
         ctx.note("no weight-sharing or standard-NAS runs in the results: the cross-task rank table is skipped.")
+
+
+def above_constant_tables(compared: pd.DataFrame, ctx: ReportContext) -> None:
+    """The hypervolume and rank tables again with the hypervolume above the constant predictor, where its
+    validation error is known (``ctx.baselines``)."""
+    if not ctx.baselines:
+        return
+    tables = catching(ctx, above_baseline_tables, compared, ctx.baselines, ctx.settings.size_objective)
+    if tables is None:
+        return
+    errors = ", ".join(f"{task} {error:.4g}" for task, error in sorted(ctx.baselines.items()))
+    ctx.blocks.append(Paragraph(
+        "The same searchers measured by what they find beyond a model that learnt nothing: a validation error is "
+        f"divided by the constant predictor's (validation errors: {errors}), the size fraction is kept, and the "
+        "reference point is (1, 1). Unlike the quantile-normalised hypervolume above, this one does not depend on "
+        "the other runs and grows with how far below the constant predictor the front lies, so a sub-network one "
+        "validation example better than it adds next to nothing."))
+    for table, name in zip(tables, ABOVE_CONSTANT_TEX):
+        write_latex(table, ctx.out_dir, name)
+        ctx.blocks += [Paragraph(f"{table.caption} ({TABLES_DIR}/{name})."), table.table]
 
 
 def write_documents(ctx: ReportContext, title: str) -> Path:

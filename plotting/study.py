@@ -93,6 +93,19 @@ def constant_predictor(root: Path, secondary: Sequence[tuple[str, str]] = ()) ->
     return {name: float(np.mean(found)) for name, found in values.items()}
 
 
+def constant_valid_errors(root: Path) -> dict[str, float]:
+    """Per task: the constant predictor's validation error (the searches' objective), from the super-networks'
+    metrics; the error every sub-network that learnt nothing has."""
+    values: dict[str, list[float]] = {}
+    for folder in supernet_folders(root):
+        path = folder / METRICS_FILE
+        scores = _read_json(path).get("constant", {}).get("valid") if path.is_file() else None
+        if scores:
+            error = scores.get("error", 1.0 - float(scores["main"]))
+            values.setdefault(folder.parts[-5], []).append(float(error))
+    return {task: float(np.mean(found)) for task, found in values.items()}
+
+
 def supernet_runs(root: Path) -> pd.DataFrame:
     """One row per super-network: its factors and training seconds (timing.json)."""
     records = []

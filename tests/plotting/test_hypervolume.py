@@ -12,6 +12,7 @@ from pymoo.indicators.hv import HV
 from benchmarks.results import COLUMNS, best_epoch_rows, best_so_far_rows
 from plotting.hypervolume import (
     HypervolumeSettings,
+    above_baseline_settings,
     add_regret,
     hypervolume_2d,
     hypervolume_over_time,
@@ -151,6 +152,29 @@ def test_minmax_settings_use_user_reference_point_and_bounds():
     assert hypervolume_over_time(frame, settings)["hypervolume"].iloc[-1] == pytest.approx(0.47)
     with pytest.raises(ValueError, match="valid choices"):
         HypervolumeSettings("rank")
+
+
+def test_above_baseline_hypervolume_credits_only_errors_below_each_tasks_baseline():
+    # rte, baseline 0.4: errors / 0.4 -> 0.75 (size 1: no area), 0.375 (size 0.5), 1.125 (worse: nothing), 0.5
+    # (size 0.25): (1 - 0.375) * (1 - 0.5) + (1 - 0.5) * (0.5 - 0.25) = 0.3125 + 0.125
+    run = rows(valid_error=[0.3, 0.15, 0.45, 0.2], param_fraction=[1.0, 0.5, 0.2, 0.25])
+    # mrpc, baseline 0.2, the same errors: only 0.15 -> 0.75 at size 0.5 counts: 0.25 * 0.5
+    other_task = run.assign(task="mrpc", run_id="run1")
+    settings = above_baseline_settings({"rte": 0.4, "mrpc": 0.2})
+    final = hypervolume_over_time(pd.concat([run, other_task], ignore_index=True), settings).groupby("task").last()
+    assert final.loc["rte", "hypervolume"] == pytest.approx(0.4375)
+    assert final.loc["mrpc", "hypervolume"] == pytest.approx(0.125)
+    # unlike the quantile hypervolume, a run's value does not depend on the other runs of its task
+    better = rows(valid_error=[0.01, 0.02], param_fraction=[0.1, 0.05], run_id="run2")
+    both = hypervolume_over_time(pd.concat([run, better], ignore_index=True), settings).groupby("run_id").last()
+    assert both.loc["run0", "hypervolume"] == pytest.approx(0.4375)
+    quantile = hypervolume_over_time(pd.concat([run, better], ignore_index=True)).groupby("run_id").last()
+    assert quantile.loc["run0", "hypervolume"] != pytest.approx(hypervolume_over_time(run)["hypervolume"].iloc[-1])
+    for bad in (0.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="baseline error of task 'rte' must be a positive number"):
+            above_baseline_settings({"rte": bad})
+    with pytest.raises(ValueError, match="only used by the 'minmax'"):
+        HypervolumeSettings(task_bounds={"rte": {"valid_error": (0, 1)}})
 
 
 def test_hypervolume_over_time_orders_rows_by_runtime_and_steps_on_grid():

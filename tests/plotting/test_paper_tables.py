@@ -152,6 +152,32 @@ def test_report_writes_both_cross_task_tables_in_markdown_and_latex(tmp_path):
     assert "Note:" not in section
 
 
+def test_baseline_errors_repeat_the_hypervolume_and_rank_tables_above_them(tmp_path):
+    write_atomic(hand_results(), tmp_path / "results.csv")
+    args = add_report_arguments(argparse.ArgumentParser()).parse_args(
+        [str(tmp_path / "results.csv"), "--out", str(tmp_path / "out"), "--baseline-errors", "rte:0.4", "mrpc:0.25",
+         "--bootstrap-samples", "20", "--grid-points", "10"])
+    md = run_report(args).read_text()
+    section = md.split("## Cross-task tables")[1].split("\n## ")[0]
+    # the 40% sub-networks: rte moasha 0.2 / 0.4 -> 0.5 * 0.6 = 0.3, random search 0.3 / 0.4 -> 0.25 * 0.6 = 0.15;
+    # mrpc random search 0.2 / 0.25 -> 0.2 * 0.6 = 0.12, moasha 0.3 is worse than 0.25: 0
+    above = section[section.index("Final hypervolume above the constant predictor"):]
+    assert "| standard | moasha | 0.000 ± 0.000 | **0.300 ± 0.000** |" in above
+    assert "| weight-sharing | random_search | **0.120 ± 0.000** | 0.150 ± 0.000 |" in above
+    assert (tmp_path / "out" / "tables" / "ranks_above_constant.tex").is_file()
+    assert "validation errors: mrpc 0.25, rte 0.4)" in section
+    for bad in (["rte:0"], ["rte"], ["rte:x"], ["rte:1.5"]):
+        args = add_report_arguments(argparse.ArgumentParser()).parse_args(
+            [str(tmp_path / "results.csv"), "--out", str(tmp_path / "bad"), "--baseline-errors", *bad])
+        with pytest.raises(ValueError, match="--baseline-errors takes TASK:ERROR"):
+            run_report(args)
+    assert not (tmp_path / "bad").exists()
+    # without baseline errors (and no grid's super-networks) there is no such table
+    plain = write_report(tmp_path / "results.csv", tmp_path / "plain",
+                         settings=ReportSettings(bootstrap_samples=20, grid_points=10)).read_text()
+    assert "above the constant predictor" not in plain
+
+
 def test_the_pruning_level_is_an_option(tmp_path):
     write_atomic(hand_results(), tmp_path / "results.csv")
     args = add_report_arguments(argparse.ArgumentParser()).parse_args(

@@ -16,6 +16,7 @@ from plotting.relative import relative_to_finetuned, relative_to_references
 from plotting.report import write_report
 from plotting.study import (
     constant_predictor,
+    constant_valid_errors,
     finetuned_references,
     is_study_root,
     speed_ratios,
@@ -42,12 +43,14 @@ def _row(seed: int, kind: str, method: str, valid: float, test: float, macs: flo
 @pytest.fixture
 def grid(tmp_path: Path) -> Path:
     root = tmp_path / "grid"
-    for seed, (reference, trained, constant) in enumerate([(0.8, 100.0, 0.1), (0.9, 200.0, 0.3)]):
+    for seed, (reference, trained, constant, valid_error) in enumerate([(0.8, 100.0, 0.1, 0.4),
+                                                                         (0.9, 200.0, 0.3, 0.6)]):
         _write_json(root / f"finetuned/stsb/minilm/seed{seed}/metrics.json",
                     {"test": {"main": reference, "pearson": reference / 2}})
         supernet = root / f"supernets/stsb/minilm/small/sandwich/seed{seed}"
         _write_json(supernet / "timing.json", {"seconds": trained})
-        _write_json(supernet / "metrics.json", {"constant": {"test": {"main": constant}}})
+        _write_json(supernet / "metrics.json", {"constant": {"test": {"main": constant},
+                                                             "valid": {"main": 1 - valid_error, "error": valid_error}}})
     # seed 0: the 50% sub-network scores test 0.72 = 0.9 of fine-tuning's 0.8; seed 1: 0.72 = 0.8 of 0.9
     rows = [_row(seed, "weight-sharing", "nsga2", valid, test, macs, runtime)
             for seed, valid, test, macs, runtime in [(0, 0.10, 0.20, 1.0, 1.0), (0, 0.15, 0.28, 0.5, 2.0),
@@ -97,6 +100,18 @@ def test_report_of_a_grid_folder_has_the_study_section(grid, tmp_path):
     assert "85.0 ± 5.0" in study and "23.5" in study
     supernets = supernet_runs(grid)
     assert supernets["seconds"].tolist() == [100.0, 200.0]
+
+
+def test_the_report_ranks_searchers_above_the_grids_constant_predictor(grid, tmp_path):
+    assert constant_valid_errors(grid) == {"stsb": pytest.approx(0.5)}  # the mean of the seeds' 0.4 and 0.6
+    report = write_report(grid, tmp_path / "report").read_text()
+    cross_task = report[report.index("## Cross-task tables"):report.index("## Average rank")]
+    assert "validation errors: stsb 0.5)" in cross_task
+    # each seed: (0.15 / 0.5, 0.5 MACs) -> (1 - 0.3) * (1 - 0.5); the full network (size 1) covers no area
+    assert "| weight-sharing | nsga2 | **0.350 ± 0.000** |" in cross_task
+    assert "| weight-sharing | nsga2 | **1.00 ± 0.00** | **1.00** |" in cross_task
+    tex = (tmp_path / "report" / "tables" / "hypervolume_above_constant.tex").read_text()
+    assert "0.350" in tex and "constant predictor" in tex
 
 
 def test_the_reports_relative_tables_are_against_the_same_seeds_fine_tuning(grid, tmp_path):
