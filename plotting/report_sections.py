@@ -9,7 +9,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ from plotting.paper_tables import (
     DEFAULT_SECONDARY_METRICS,
     SEARCHER_KINDS,
     TABLES_DIR,
+    CrossTaskTable,
     above_baseline_tables,
     hypervolume_table,
     ranks_table,
@@ -339,15 +340,11 @@ def paper_tables_section(frame: pd.DataFrame, compared: pd.DataFrame, final: pd.
     if frame["test_error"].notna().any():
         relative = catching(ctx, relative_table, frame, fraction, ctx.settings.size_objective,
                             ctx.settings.secondary_metrics, ctx.references)
-        name = relative_file_name(fraction)
-        write_latex(relative, ctx.out_dir, name)
-        ctx.blocks += [Paragraph(f"{relative.caption} ({TABLES_DIR}/{name})."), relative.table]
+        add_latex_tables(ctx, [(relative, relative_file_name(fraction))])
     else:
         ctx.note("no test errors in the results: the cross-task relative-performance table is skipped.")
     if final["kind"].isin(SEARCHER_KINDS).any():
-        for table, name in ((hypervolume_table(final), HYPERVOLUME_TEX), (ranks_table(final), RANKS_TEX)):
-            write_latex(table, ctx.out_dir, name)
-            ctx.blocks += [Paragraph(f"{table.caption} ({TABLES_DIR}/{name})."), table.table]
+        add_latex_tables(ctx, ((hypervolume_table(final), HYPERVOLUME_TEX), (ranks_table(final), RANKS_TEX)))
         for sentence in uneven_competitors(final):
             ctx.note(sentence)
         for sentence in tied_errors(compared, ctx.settings.hypervolume()):
@@ -355,6 +352,13 @@ def paper_tables_section(frame: pd.DataFrame, compared: pd.DataFrame, final: pd.
         above_constant_tables(compared, ctx)
     else:
         ctx.note("no weight-sharing or standard-NAS runs in the results: the cross-task rank table is skipped.")
+
+
+def add_latex_tables(ctx: ReportContext, tables: Iterable[tuple[CrossTaskTable, str]]) -> None:
+    """Write each cross-task table as tables/NAME (LaTeX) and show it in the report under its caption."""
+    for table, name in tables:
+        write_latex(table, ctx.out_dir, name)
+        ctx.blocks += [Paragraph(f"{table.caption} ({TABLES_DIR}/{name})."), table.table]
 
 
 def above_constant_tables(compared: pd.DataFrame, ctx: ReportContext) -> None:
@@ -372,9 +376,7 @@ def above_constant_tables(compared: pd.DataFrame, ctx: ReportContext) -> None:
         "reference point is (1, 1). Unlike the quantile-normalised hypervolume above, this one does not depend on "
         "the other runs and grows with how far below the constant predictor the front lies, so a sub-network one "
         "validation example better than it adds next to nothing."))
-    for table, name in zip(tables, ABOVE_CONSTANT_TEX):
-        write_latex(table, ctx.out_dir, name)
-        ctx.blocks += [Paragraph(f"{table.caption} ({TABLES_DIR}/{name})."), table.table]
+    add_latex_tables(ctx, zip(tables, ABOVE_CONSTANT_TEX))
 
 
 def write_documents(ctx: ReportContext, title: str) -> Path:

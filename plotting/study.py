@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,29 +81,33 @@ def finetuned_references(root: Path, secondary: Sequence[tuple[str, str]] = ()) 
     return pd.DataFrame(records, columns=["task", "model", "seed", "reference"])
 
 
-def constant_predictor(root: Path, secondary: Sequence[tuple[str, str]] = ()) -> dict[str, float]:
-    """Per task (and secondary metric): the constant predictor's test metric, from the super-networks' metrics."""
-    values: dict[str, list[float]] = {}
+def _constant_scores(root: Path, split: str) -> Iterator[tuple[str, Mapping[str, float]]]:
+    """(task, scores) of the constant predictor on ``split`` for every super-network of the grid that records it."""
     for folder in supernet_folders(root):
         path = folder / METRICS_FILE
-        scores = _read_json(path).get("constant", {}).get("test") if path.is_file() else None
+        scores = _read_json(path).get("constant", {}).get(split) if path.is_file() else None
         if scores:
-            for name, value in _metric_tasks(folder.parts[-5], scores, secondary).items():
-                values.setdefault(name, []).append(value)
+            yield folder.parts[-5], scores
+
+
+def _mean_per_name(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
+    values: dict[str, list[float]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(float(value))
     return {name: float(np.mean(found)) for name, found in values.items()}
+
+
+def constant_predictor(root: Path, secondary: Sequence[tuple[str, str]] = ()) -> dict[str, float]:
+    """Per task (and secondary metric): the constant predictor's test metric, from the super-networks' metrics."""
+    return _mean_per_name(pair for task, scores in _constant_scores(root, "test")
+                          for pair in _metric_tasks(task, scores, secondary).items())
 
 
 def constant_valid_errors(root: Path) -> dict[str, float]:
     """Per task: the constant predictor's validation error (the searches' objective), from the super-networks'
     metrics; the error every sub-network that learnt nothing has."""
-    values: dict[str, list[float]] = {}
-    for folder in supernet_folders(root):
-        path = folder / METRICS_FILE
-        scores = _read_json(path).get("constant", {}).get("valid") if path.is_file() else None
-        if scores:
-            error = scores.get("error", 1.0 - float(scores["main"]))
-            values.setdefault(folder.parts[-5], []).append(float(error))
-    return {task: float(np.mean(found)) for task, found in values.items()}
+    return _mean_per_name((task, scores.get("error", 1.0 - float(scores["main"])))
+                          for task, scores in _constant_scores(root, "valid"))
 
 
 def supernet_runs(root: Path) -> pd.DataFrame:
