@@ -33,7 +33,7 @@ from benchmarks.grids import (
     manifest,
     restrict,
 )
-from benchmarks.grids.runner import LOG_FILE, export_results, iter_pending, run_step
+from benchmarks.grids.runner import LOG_FILE, StepBusy, export_results, iter_pending, run_step
 
 __all__ = ["CPU_GRID", "CPU_STUDY", "DONE_MARKER", "PAPER_GRID", "Step", "expand", "export_results", "get_grid",
            "restrict", "run_step"]
@@ -104,8 +104,16 @@ def run(args: argparse.Namespace) -> int:
             if step.needs is not None and not (step.needs / DONE_MARKER).is_file():
                 failed.append(f"{step.key} (skipped: {step.needs} unfinished)")
                 continue
+            if step.done:
+                tqdm.write(f"done {step.key} (finished meanwhile by another process)")
+                continue
             started = time.time()
-            code = run_step(step, env=env, extra_args=threads)
+            try:
+                code = run_step(step, env=env, extra_args=threads)
+            except StepBusy:
+                failed.append(f"{step.key} (skipped: another process is running it)")
+                tqdm.write(f"busy {step.key} (another process is running it; skipped)")
+                continue
             tqdm.write(f"{'ok ' if code == 0 else 'FAILED'} {step.key} ({time.time() - started:.0f} s)")
             if code != 0:
                 failed.append(f"{step.key} (exit {code}; log: {step.output_dir / LOG_FILE})")

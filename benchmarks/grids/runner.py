@@ -1,7 +1,9 @@
 """Running a grid's steps: each a ``plm-nas`` subprocess in its own folder, resumed or restarted when unfinished,
-marked ``DONE`` on success, its wall clock summed in ``timing.json``; and exporting finished steps' small files."""
+marked ``DONE`` on success, its wall clock summed in ``timing.json``, locked while it runs so that two grid
+processes never run the same step; and exporting finished steps' small files."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import shutil
@@ -10,6 +12,11 @@ import sys
 import time
 from pathlib import Path
 from typing import IO, Callable, Iterator, Sequence
+
+try:  # POSIX; elsewhere steps run unlocked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 from benchmarks.files import write_json_atomic
 from benchmarks.grids.spec import DONE_MARKER, Step
@@ -26,6 +33,30 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 # how often a running step's timing.json is brought up to date, so that a grid killed mid-step (SIGKILL, a
 # stopped machine) loses at most this much of the step's wall clock
 HEARTBEAT_S = 30.0
+
+
+class StepBusy(RuntimeError):
+    """Another process (e.g. a second grid process over the same folders) is running this step."""
+
+
+def lock_path(output_dir: Path) -> Path:
+    """The lock file of a step: beside its folder, since a restarted step's folder is deleted."""
+    return output_dir.parent / f".{output_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def step_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the step's exclusive lock while the block runs; :class:`StepBusy` at once if another process holds it.
+    The operating system releases it when the holder dies, so a killed grid leaves no stale lock."""
+    path = lock_path(output_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise StepBusy(f"{output_dir} is being run by another process (it holds {path})") from error
+        yield
 
 
 def _timing(folder: Path) -> dict:
@@ -49,10 +80,19 @@ def run_step(step: Step, env: dict[str, str] | None = None, extra_args: Sequence
 
     ``extra_args`` go after the step's own options (argparse keeps the last value, so they override). The
     wall clock of every attempt adds up in ``timing.json``, kept up to date while the step runs (every
-    :data:`HEARTBEAT_S`), so an attempt that is killed still counts.
+    :data:`HEARTBEAT_S`), so an attempt that is killed still counts. Raises :class:`StepBusy` if another process
+    is running the step; a step another process finished meanwhile is not run again (returns 0).
     """
     if step.needs is not None and not (step.needs / DONE_MARKER).is_file():
         raise RuntimeError(f"step {step.key!r} needs {step.needs}, which has not finished")
+    with step_lock(step.output_dir):
+        if step.done:  # finished by another process since the caller looked
+            return 0
+        return _run_locked(step, env, extra_args)
+
+
+def _run_locked(step: Step, env: dict[str, str] | None, extra_args: Sequence[str]) -> int:
+    """:func:`run_step`'s work, under the step's lock."""
     command = [*step.command, *extra_args]
     if step.output_dir.exists():
         if step.resumable:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -108,6 +109,62 @@ def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     calls.clear()
     assert experiments.run(_args(tmp_path)) == 0
     assert calls == [[*steps[1].command, "--resume", "--no-progress"]]
+
+
+_HOLD_LOCK = """
+import fcntl, sys, time
+handle = open(sys.argv[1], "a")
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="steps are locked with fcntl, on POSIX only")
+def test_two_grid_processes_never_run_the_same_step(tmp_path, monkeypatch, capsys):
+    steps = expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
+                            nas_searchers=["random_search"]), tmp_path)
+    # another grid process is running the standard NAS step: a real process holding that step's lock
+    runner.lock_path(steps[2].output_dir).parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(runner.lock_path(steps[2].output_dir))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        calls: list[str] = []
+        monkeypatch.setattr(subprocess, "Popen", lambda cmd, **kwargs: calls.append(cmd[3]) or _Finished(0))
+        with pytest.raises(runner.StepBusy, match="being run by another process"):
+            run_step(steps[2])
+        assert experiments.run(_args(tmp_path)) == 1
+        assert calls == ["train-supernet", "search"] and not steps[2].output_dir.exists()
+        assert "skipped: another process is running it" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    # the operating system drops a killed holder's lock: the step runs now
+    calls.clear()
+    assert experiments.run(_args(tmp_path)) == 0
+    assert calls == ["nas"] and steps[2].done
+
+
+def test_a_step_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch, capsys):
+    steps = expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
+                            nas_searchers=["random_search"]), tmp_path)
+    calls: list[str] = []
+
+    def fake_popen(cmd, **kwargs):
+        calls.append(cmd[3])
+        if cmd[3] == "train-supernet":  # meanwhile, another grid process finishes the standard NAS step
+            steps[2].output_dir.mkdir(parents=True)
+            (steps[2].output_dir / DONE_MARKER).write_text("x")
+        return _Finished(0)
+
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
+    assert experiments.run(_args(tmp_path)) == 0
+    assert calls == ["train-supernet", "search"]
+    assert f"done {steps[2].key} (finished meanwhile by another process)" in capsys.readouterr().out
+    # run_step itself re-checks under the lock, for callers that looked earlier
+    assert run_step(steps[2]) == 0 and calls == ["train-supernet", "search"]
+    assert not (steps[2].output_dir / "timing.json").exists()
 
 
 @pytest.mark.parametrize("grid", [CPU_GRID, PAPER_GRID, CPU_STUDY], ids=lambda g: g.name)
