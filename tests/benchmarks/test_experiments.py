@@ -18,6 +18,7 @@ from benchmarks.commands.experiments import (
     DONE_MARKER,
     MANIFEST_FILE,
     PAPER_GRID,
+    Step,
     expand,
     export_results,
     get_grid,
@@ -64,6 +65,12 @@ def _args(out: Path) -> argparse.Namespace:
                               "random_search", "--nas-searchers", "random_search", "--no-progress"])
 
 
+def _steps(out: Path) -> list[Step]:
+    """The steps that ``_args(out)`` runs: RTE's super-network, its random search, and standard NAS."""
+    return expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
+                           nas_searchers=["random_search"]), out)
+
+
 class _Finished:
     """A subprocess.Popen stand-in that has already exited with ``code``."""
 
@@ -89,8 +96,7 @@ def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     assert [c[0] for c in calls] == ["train-supernet", "search", "nas"]
     # the grid's root says what the grid is (the whole grid's manifest, not the restricted one), for the report
     assert json.loads((tmp_path / MANIFEST_FILE).read_text()) == json.loads(json.dumps(manifest(CPU_GRID)))
-    steps = expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
-                            nas_searchers=["random_search"]), tmp_path)
+    steps = _steps(tmp_path)
     assert [s.done for s in steps] == [True, True, False]
     # a rerun only runs the unfinished step, and continues it (standard NAS resumes on both backends)
     calls.clear()
@@ -122,8 +128,7 @@ time.sleep(120)
 
 @pytest.mark.skipif(sys.platform == "win32", reason="steps are locked with fcntl, on POSIX only")
 def test_two_grid_processes_never_run_the_same_step(tmp_path, monkeypatch, capsys):
-    steps = expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
-                            nas_searchers=["random_search"]), tmp_path)
+    steps = _steps(tmp_path)
     # another grid process is running the standard NAS step: a real process holding that step's lock
     runner.lock_path(steps[2].output_dir).parent.mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(runner.lock_path(steps[2].output_dir))],
@@ -147,8 +152,7 @@ def test_two_grid_processes_never_run_the_same_step(tmp_path, monkeypatch, capsy
 
 
 def test_a_step_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch, capsys):
-    steps = expand(restrict(CPU_GRID, tasks=["rte"], seeds=[0], ws_searchers=["random_search"],
-                            nas_searchers=["random_search"]), tmp_path)
+    steps = _steps(tmp_path)
     calls: list[str] = []
 
     def fake_popen(cmd, **kwargs):
