@@ -105,7 +105,7 @@ def select_runs(frame: pd.DataFrame, factor: str, selection: Mapping[str, str | 
 def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str | Sequence[str]]) -> pd.DataFrame:
     """Weight-sharing runs that differ only in ``factor`` (the others among the values in ``fixed``): per task and
     value, mean ± s.e. of the final hypervolume and of the rank among the values run with the same seed, over
-    the seeds in which at least two values ran (:func:`select_runs`)."""
+    the seeds in which at least two values ran (:func:`select_runs`); sorted by mean rank, ties by mean hypervolume."""
     runs = select_runs(final, factor, fixed)
     if runs.empty:
         return pd.DataFrame(columns=["task", factor, "hypervolume", "hypervolume_se", "rank", "rank_se", "n"])
@@ -114,7 +114,7 @@ def compare_factor(final: pd.DataFrame, factor: str, fixed: Mapping[str, str | S
     out = grouped.agg(hypervolume=("hypervolume", "mean"), rank=("rank", "mean"), n=("seed", "count")).reset_index()
     out["hypervolume_se"] = grouped["hypervolume"].agg(standard_error).to_numpy()
     out["rank_se"] = grouped["rank"].agg(standard_error).to_numpy()
-    return out.sort_values(["task", "rank"]).reset_index(drop=True)
+    return out.sort_values(["task", "rank", "hypervolume"], ascending=[True, True, False]).reset_index(drop=True)
 
 
 def _factor_table(table: pd.DataFrame, factor: str, relative: pd.DataFrame, fractions: Sequence[float]) -> Table:

@@ -174,6 +174,19 @@ def test_factor_comparison_ranks_within_each_seed():
     assert np.isnan(table.loc["random", "hypervolume_se"])
 
 
+def test_factor_comparison_breaks_a_tie_in_mean_rank_by_the_mean_hypervolume():
+    # full and sandwich both rank 1.5 on average; sandwich's mean hypervolume (0.85) is the larger one, and "full"
+    # comes first in the alphabet, so only the tie-break puts sandwich on top
+    final = pd.DataFrame([
+        {"task": "stsb", "kind": "weight-sharing", "searcher": "random_search", "search_space": "small",
+         "strategy": strategy, "seed": seed, "hypervolume": hv}
+        for strategy, seed, hv in [("sandwich", 0, 0.95), ("full", 0, 0.8), ("sandwich", 1, 0.75), ("full", 1, 0.78)]
+    ])
+    table = compare_factor(final, "strategy", {"searcher": "random_search", "search_space": "small"})
+    assert table["rank"].tolist() == [1.5, 1.5]
+    assert table["strategy"].tolist() == ["sandwich", "full"]
+
+
 def _write_run(root: Path, strategy: str, seed: int, points: list[tuple[float, float, float]]) -> None:
     rows = []
     for valid, test, macs in points:
