@@ -114,6 +114,13 @@ def plot_learning_curves(
     return ax
 
 
+def probes_not_above(curves: pd.DataFrame, constant: float, metric: str = "main") -> list[str]:
+    """The probes (largest first) whose ``metric`` after the last epoch is not above the constant predictor's: the
+    sub-networks a trained super-network should have lifted and has not (``metric`` is higher-is-better)."""
+    last = curves[curves["epoch"] == curves["epoch"].max()].sort_values("encoder_mac_fraction", ascending=False)
+    return [str(name) for name, value in zip(last["probe"], last[metric]) if not value > constant]
+
+
 def learning_curve_table(curves: pd.DataFrame, metric: str = "main") -> pd.DataFrame:
     """Epochs as rows, probes as columns (largest first): the numbers behind the figure."""
     order = curves.drop_duplicates("probe").sort_values("encoder_mac_fraction", ascending=False)["probe"].tolist()

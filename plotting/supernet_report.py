@@ -17,6 +17,7 @@ from plotting.learning_curves import (
     plot_learning_curves,
     probe_curves,
     probe_label,
+    probes_not_above,
     supernet_run_metrics,
 )
 from plotting.report_sections import ReportContext, ReportSettings, slug, write_documents
@@ -71,6 +72,22 @@ def split_supernet_runs(sources: Sequence[str | os.PathLike]) -> tuple[list[str 
     return results, supernets
 
 
+def _verdict(curves: Any, constant: float | None) -> str:
+    """What the last epoch says of the probes against the constant predictor, in a sentence."""
+    if constant is None or curves.empty:
+        return ""
+    fractions = dict(zip(curves["probe"], curves["encoder_mac_fraction"]))
+    below = probes_not_above(curves, constant)
+    count = curves["probe"].nunique()
+    epoch = int(curves["epoch"].max())
+    if not below:
+        return f" After epoch {epoch} all {count} probes score above the constant predictor."
+    named = ", ".join(probe_label(name, fractions[name]) for name in below)
+    above = count - len(below)
+    verb = "scores" if above == 1 else "score"
+    return f" After epoch {epoch}, {above} of {count} probes {verb} above the constant predictor; not above it: {named}."
+
+
 def supernet_section(folder: Path, metrics: dict[str, Any], ctx: ReportContext) -> None:
     """Learning curves of a super-network's probe sub-networks, as a table and a figure."""
     curves = probe_curves(metrics)
@@ -81,8 +98,8 @@ def supernet_section(folder: Path, metrics: dict[str, Any], ctx: ReportContext) 
     ctx.blocks.append(Paragraph(
         f"Task {metrics.get('task')}, strategy {metrics.get('strategy')} {metrics.get('strategy_options', {})}, "
         f"search space {metrics.get('search_space')}. Validation {metric} of fixed probe sub-networks after every "
-        f"epoch{constant_text}. A trained super-network lifts every probe above the constant predictor, and its "
-        "full network matches plain fine-tuning."))
+        f"epoch{constant_text}.{_verdict(curves, constant)} A trained super-network lifts its probes above the "
+        "constant predictor, and its full network stays near plain fine-tuning."))
     table = learning_curve_table(curves)
     fractions = dict(zip(curves["probe"], curves["encoder_mac_fraction"]))
     header = ["epoch", *(probe_label(name, fractions[name]) for name in table.columns)]
