@@ -79,8 +79,10 @@ def probe_curves(metrics: Mapping[str, Any], metric: str = "main", split: str = 
 
 
 def probe_label(name: str, fraction: float) -> str:
-    """Legend text of a probe, e.g. ``mac50 (50% MACs)``."""
-    return name if name == "full" else f"{name} ({fraction:.0%} MACs)"
+    """Legend text of a probe, e.g. ``mac50 (50% MACs)``; one decimal under 1%, so a tiny probe never reads 0%."""
+    if name == "full":
+        return name
+    return f"{name} ({fraction:.1%} MACs)" if fraction < 0.01 else f"{name} ({fraction:.0%} MACs)"
 
 
 def plot_learning_curves(

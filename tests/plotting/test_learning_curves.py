@@ -61,7 +61,7 @@ def test_the_report_names_the_probes_left_at_the_constant_predictor(tmp_path):
     assert probes_not_above(curves, -0.5) == []
     text = write_report([tmp_path / "sn"], tmp_path / "report").read_text()
     assert ("After epoch 2, 1 of 3 probes scores above the constant predictor; not above it: mac50 (50% MACs), "
-            "smallest (0% MACs).") in text
+            "smallest (0.5% MACs).") in text
 
 
 def test_metrics_without_probes_are_refused_naming_the_file(tmp_path):
