@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import pandas as pd
+
 from plotting.document import Cell, Heading, Paragraph, Table
 from plotting.learning_curves import (
     learning_curve_table,
@@ -72,7 +74,7 @@ def split_supernet_runs(sources: Sequence[str | os.PathLike]) -> tuple[list[str 
     return results, supernets
 
 
-def _verdict(curves: Any, constant: float | None) -> str:
+def _verdict(curves: pd.DataFrame, constant: float | None) -> str:
     """What the last epoch says of the probes against the constant predictor, in a sentence."""
     if constant is None or curves.empty:
         return ""
