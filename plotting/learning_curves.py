@@ -116,15 +116,16 @@ def plot_learning_curves(
     return ax
 
 
-def probes_not_above(curves: pd.DataFrame, constant: float, metric: str = "main") -> list[str]:
-    """The probes (largest first) whose ``metric`` after the last epoch is not above the constant predictor's: the
-    sub-networks a trained super-network should have lifted and has not (``metric`` is higher-is-better)."""
-    last = curves[curves["epoch"] == curves["epoch"].max()].sort_values("encoder_mac_fraction", ascending=False)
-    return [str(name) for name, value in zip(last["probe"], last[metric]) if not value > constant]
-
-
 def learning_curve_table(curves: pd.DataFrame, metric: str = "main") -> pd.DataFrame:
     """Epochs as rows, probes as columns (largest first): the numbers behind the figure."""
     order = curves.drop_duplicates("probe").sort_values("encoder_mac_fraction", ascending=False)["probe"].tolist()
     table = curves.pivot(index="epoch", columns="probe", values=metric)
     return table[order]
+
+
+def probes_not_above(table: pd.DataFrame, constant: float) -> list[str]:
+    """The probes (columns of :func:`learning_curve_table`, largest first) whose value after the last epoch is not
+    above the constant predictor's: those a trained super-network should have lifted and has not (the metric is
+    higher-is-better)."""
+    last = table.iloc[-1]
+    return [str(name) for name, value in last.items() if not value > constant]

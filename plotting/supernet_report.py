@@ -74,19 +74,17 @@ def split_supernet_runs(sources: Sequence[str | os.PathLike]) -> tuple[list[str 
     return results, supernets
 
 
-def _verdict(curves: pd.DataFrame, constant: float | None) -> str:
-    """What the last epoch says of the probes against the constant predictor, in a sentence."""
-    if constant is None or curves.empty:
+def _verdict(table: pd.DataFrame, labels: dict[str, str], constant: float | None) -> str:
+    """What the last epoch of the :func:`learning_curve_table` says of the probes against the constant predictor."""
+    if constant is None or table.empty:
         return ""
-    fractions = dict(zip(curves["probe"], curves["encoder_mac_fraction"]))
-    below = probes_not_above(curves, constant)
-    count = curves["probe"].nunique()
-    epoch = int(curves["epoch"].max())
+    below = probes_not_above(table, constant)
+    count, epoch = len(table.columns), int(table.index[-1])
     if not below:
         return f" After epoch {epoch} all {count} probes score above the constant predictor."
-    named = ", ".join(probe_label(name, fractions[name]) for name in below)
     above = count - len(below)
     verb = "scores" if above == 1 else "score"
+    named = ", ".join(labels[name] for name in below)
     return f" After epoch {epoch}, {above} of {count} probes {verb} above the constant predictor; not above it: {named}."
 
 
@@ -96,15 +94,16 @@ def supernet_section(folder: Path, metrics: dict[str, Any], ctx: ReportContext) 
     constant = metrics.get("constant", {}).get("valid", {}).get("main")
     metric = metrics.get("main_metric", "metric")
     constant_text = "" if constant is None else f"; the constant predictor scores {constant:.4f}"
+    table = learning_curve_table(curves)
+    fractions = dict(zip(curves["probe"], curves["encoder_mac_fraction"]))
+    labels = {name: probe_label(name, fractions[name]) for name in table.columns}
     ctx.blocks.append(Heading(f"Super-network training: {folder}"))
     ctx.blocks.append(Paragraph(
         f"Task {metrics.get('task')}, strategy {metrics.get('strategy')} {metrics.get('strategy_options', {})}, "
         f"search space {metrics.get('search_space')}. Validation {metric} of fixed probe sub-networks after every "
-        f"epoch{constant_text}.{_verdict(curves, constant)} A trained super-network lifts its probes above the "
-        "constant predictor, and its full network stays near plain fine-tuning."))
-    table = learning_curve_table(curves)
-    fractions = dict(zip(curves["probe"], curves["encoder_mac_fraction"]))
-    header = ["epoch", *(probe_label(name, fractions[name]) for name in table.columns)]
+        f"epoch{constant_text}.{_verdict(table, labels, constant)} A trained super-network lifts its probes above "
+        "the constant predictor, and its full network stays near plain fine-tuning."))
+    header = ["epoch", *labels.values()]
     ctx.blocks.append(Table(header, [[Cell(str(epoch)), *(Cell(f"{value:.4f}") for value in row)]
                                      for epoch, row in table.iterrows()]))
     fig, axes = new_figure()

@@ -57,8 +57,8 @@ def test_report_of_a_supernet_folder_draws_its_learning_curves(tmp_path):
 def test_the_report_names_the_probes_left_at_the_constant_predictor(tmp_path):
     # after epoch 2 the smallest probe scores -0.01 and mac50 exactly the constant's 0.0: neither is lifted
     curves = probe_curves(read_supernet_metrics(supernet_run(tmp_path / "sn", ((0.6, 0.1, 0.05), (0.8, 0.0, -0.01)))))
-    assert probes_not_above(curves, 0.0) == ["mac50", "smallest"]
-    assert probes_not_above(curves, -0.5) == []
+    assert probes_not_above(learning_curve_table(curves), 0.0) == ["mac50", "smallest"]
+    assert probes_not_above(learning_curve_table(curves), -0.5) == []
     text = write_report([tmp_path / "sn"], tmp_path / "report").read_text()
     assert ("After epoch 2, 1 of 3 probes scores above the constant predictor; not above it: mac50 (50% MACs), "
             "smallest (0.5% MACs).") in text
