@@ -146,3 +146,24 @@ def base_model_name(finetuned: Path, model_dir: Path) -> str:
             if name:
                 return str(name)
     return str(model_dir)
+
+
+def check_model_task(model_dir: Path, task: Any) -> None:
+    """Refuse a model whose classification head (label count, recorded task) does not fit ``task``."""
+    import json
+
+    from benchmarks.errors import UsageError, reading
+
+    config = reading(model_dir / "config.json", lambda path: json.loads(path.read_text()), "model config")
+    labels = config.get("num_labels") or len(config.get("id2label") or {}) or None
+    if labels is not None and int(labels) != task.num_labels:
+        raise UsageError(f"{model_dir} has a head for {labels} label(s) but task {task.name!r} has {task.num_labels}; "
+                         "pass the model fine-tuned on this task, or the task it was fine-tuned on")
+    for folder in (model_dir, model_dir.parent):
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            recorded = reading(metrics, lambda path: json.loads(path.read_text()), "metrics file").get("task")
+            if recorded and recorded != task.name:
+                raise UsageError(f"{model_dir} was fine-tuned on task {recorded!r}, not {task.name!r}; pass "
+                                 f"--task {recorded} or a model fine-tuned on {task.name!r}")
+            break

@@ -19,6 +19,7 @@ from benchmarks.tasks.registry import TaskSpec
 from search_spaces.shape import ModelShape
 from supernet.evaluation import EvaluationResult
 from supernet.loading import load_model, load_tokenizer, resolve_device
+from supernet.precision import Precision
 from supernet.strategies import get_strategy
 from supernet.training import Trainer, TrainerCallback, TrainerConfig, seed_everything
 
@@ -151,13 +152,14 @@ class ModelRun:
 
 @dataclass
 class Setup:
-    """A task's model, tokenizer and loaders as a :class:`ModelRun` describes them."""
+    """A task's model, tokenizer and loaders as a :class:`ModelRun` describes them, and the run's precision."""
 
     task: TaskSpec
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     loaders: dict[str, DataLoader]
     device: torch.device
+    precision: Precision = Precision()
 
 
 def name_labels(model: PreTrainedModel, task: TaskSpec) -> None:
@@ -182,4 +184,5 @@ def prepare(run: ModelRun) -> Setup:
     name_labels(model, task)
     tokenizer = load_tokenizer(run.model)
     loaders = task_loaders(task, tokenizer, run.data, seed=run.trainer.seed)
-    return Setup(task=task, model=model, tokenizer=tokenizer, loaders=loaders, device=device)
+    return Setup(task=task, model=model, tokenizer=tokenizer, loaders=loaders, device=device,
+                 precision=Precision(run.trainer.precision, device.type))

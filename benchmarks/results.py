@@ -47,9 +47,11 @@ COLUMNS: tuple[str, ...] = (
     "pareto",  # on the (valid_error, size objective) front of its run
     "valid_metrics",  # JSON object of every task metric on the validation split ("" where not scored)
     "test_metrics",  # the same on the test split ("" where not scored)
+    "precision",  # dtype of the forward passes that scored (and trained) the row: fp32, bf16, fp16 ("": unknown)
 )
 # Columns added after the first results files were written: a file without them loads with them empty.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("valid_metrics", "test_metrics")
+METRICS_COLUMNS: tuple[str, ...] = ("valid_metrics", "test_metrics")
+OPTIONAL_COLUMNS: tuple[str, ...] = (*METRICS_COLUMNS, "precision")
 # Entries of a task's scores derived from its metrics (``benchmarks.tasks.metrics.compute_metrics``), not metrics.
 DERIVED_SCORES: tuple[str, ...] = ("main", "error")
 
@@ -84,6 +86,7 @@ class ResultRow:
     pareto: bool = False
     valid_metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
+    precision: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -92,8 +95,8 @@ class ResultRow:
             raise ValueError(f"size_objective must be one of {SIZE_OBJECTIVES}, got {self.size_objective!r}")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickle, also a row pickled before the metrics fields (e.g. in a Ray experiment's saved state)."""
-        self.__dict__.update({"valid_metrics": {}, "test_metrics": {}, **state})
+        """Unpickle, also a row pickled before the metrics or precision fields (e.g. in a Ray experiment's state)."""
+        self.__dict__.update({"valid_metrics": {}, "test_metrics": {}, "precision": "", **state})
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)

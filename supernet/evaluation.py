@@ -1,6 +1,7 @@
 """Scoring a model, or one sub-network of a super-network, over a data loader without gradients."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 
 from search_spaces.masks import SubNetworkMasks
+from supernet.precision import Precision
 from supernet.strategies.losses import is_regression as _is_regression
 
 MetricsFn = Callable[[np.ndarray, np.ndarray], Mapping[str, float]]
@@ -42,10 +44,14 @@ def evaluate(
     masks: SubNetworkMasks | None = None,
     metrics_fn: MetricsFn | None = None,
     device: torch.device | str | None = None,
+    precision: Precision | None = None,
 ) -> EvaluationResult:
     """Run ``model`` in eval mode over ``loader``; for a super-network, sub-network ``masks`` (``None``: full).
 
     ``metrics_fn(predictions, labels)`` (for example ``partial(compute_metrics, task)``) fills ``metrics``.
+    Forward passes run under ``precision``'s autocast (``None``: float32); logits are kept in float32.
+    Predictions come back in the dataset's order even when the loader batches by length
+    (:class:`benchmarks.tasks.loaders.LengthSortedSampler` or any sampler with an ``order``).
     The model's train/eval mode and active sub-network are restored afterwards.
     """
     device = torch.device(device) if device is not None else _device_of(model)
@@ -64,7 +70,9 @@ def evaluate(
         for batch in loader:
             labels = batch["labels"]
             inputs = {key: value.to(device) for key, value in batch.items() if key != "labels"}
-            logits = model(**inputs).logits.float().cpu()
+            with precision.autocast() if precision is not None else contextlib.nullcontext():
+                logits = model(**inputs).logits
+            logits = logits.float().cpu()
             all_logits.append(logits.numpy())
             all_labels.append(labels.cpu().numpy())
     finally:
@@ -75,6 +83,11 @@ def evaluate(
         raise ValueError("the evaluation loader is empty")
     logits_array = np.concatenate(all_logits)
     labels_array = np.concatenate(all_labels)
+    order = getattr(getattr(loader, "sampler", None), "order", None)
+    if order is not None and len(order) == len(labels_array):  # back to the dataset's order
+        restore = np.empty(len(order), dtype=np.int64)
+        restore[np.asarray(order)] = np.arange(len(order))
+        logits_array, labels_array = logits_array[restore], labels_array[restore]
     predictions = logits_array.reshape(-1) if regression else logits_array.argmax(axis=-1)
     metrics = dict(metrics_fn(predictions, labels_array)) if metrics_fn is not None else {}
     return EvaluationResult(predictions=predictions, labels=labels_array, logits=logits_array, metrics=metrics)

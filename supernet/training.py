@@ -25,17 +25,26 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from supernet.loading import resolve_device
+from supernet.precision import RESOLVED_PRECISIONS, Precision, check_precision
 from supernet.strategies import Strategy
+from supernet.teacher import Teacher
 
 CHECKPOINT_FILE = "checkpoint.pt"
 # Settings a resumed run must share with the checkpointed one (device and progress bar may change).
-_RESUME_MUST_MATCH = ("epochs", "lr", "batch_size", "weight_decay", "warmup_ratio", "max_grad_norm", "seed")
+_RESUME_MUST_MATCH = ("epochs", "lr", "batch_size", "weight_decay", "warmup_ratio", "max_grad_norm", "seed",
+                      "precision")
+# What a checkpoint written before a setting existed means by it (checkpoints before mixed precision were fp32).
+_RESUME_DEFAULTS = {"precision": "fp32"}
 _NO_DECAY_MODULES = (torch.nn.LayerNorm, torch.nn.Embedding)
 
 
 @dataclass
 class TrainerConfig:
-    """Optimisation settings. ``batch_size`` is the one the runner builds the loaders with (recorded here)."""
+    """Optimisation settings. ``batch_size`` is the one the runner builds the loaders with (recorded here).
+
+    ``precision`` is a resolved one (``fp32``, ``bf16``, ``fp16``; see :mod:`supernet.precision`): the dtype of
+    the forward passes, while weights and optimiser state stay float32.
+    """
 
     epochs: int = 3
     lr: float = 2e-5
@@ -46,8 +55,12 @@ class TrainerConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in RESOLVED_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(RESOLVED_PRECISIONS)} (resolved, not 'auto'), "
+                             f"got {self.precision!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.lr <= 0:
@@ -152,7 +165,9 @@ class Trainer:
     """Train ``supernet`` with ``strategy`` over ``train_loader``; validate via callbacks; checkpoint every epoch.
 
     ``supernet`` is a :class:`~supernet.model.SuperNetwork` (or anything with its ``set_sub_network``,
-    ``shape``, ``model`` and forward). ``checkpoint_dir=None`` disables checkpoints.
+    ``shape``, ``model`` and forward). ``checkpoint_dir=None`` disables checkpoints. A frozen ``teacher`` (see
+    :mod:`supernet.teacher`) gives every pass its logits to learn from; which teacher belongs in
+    ``data_identity``, so that a resumed run learns from the same one.
     """
 
     def __init__(
@@ -164,12 +179,16 @@ class Trainer:
         checkpoint_dir: str | os.PathLike | None = None,
         callbacks: Sequence[TrainerCallback] = (),
         data_identity: Mapping[str, Any] | None = None,
+        teacher: Teacher | None = None,
     ) -> None:
         if len(train_loader) == 0:
             raise ValueError("the training loader is empty")
         self.config = config
         self.device = resolve_device(config.device)
         self.supernet = supernet.to(self.device)
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.model.to(self.device)
         self.strategy = strategy
         self.train_loader = train_loader
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -179,6 +198,8 @@ class Trainer:
         self.rng = np.random.default_rng(config.seed)
         self.steps_per_epoch = len(train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
+        self.precision = Precision(check_precision(config.precision, self.device), self.device.type)
+        self.scaler = self.precision.grad_scaler()  # float16 only
         self.optimizer = torch.optim.AdamW(parameter_groups(supernet, config.weight_decay), lr=config.lr)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, math.ceil(config.warmup_ratio * self.total_steps), self.total_steps
@@ -245,11 +266,10 @@ class Trainer:
                 callback.on_step_begin(self, self.step)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.strategy.step_loss(
-                self.supernet, move_to_device(batch, self.device), self.step, self.total_steps, self.rng
+                self.supernet, move_to_device(batch, self.device), self.step, self.total_steps, self.rng,
+                precision=self.precision, scaler=self.scaler, teacher=self.teacher,
             )
-            if self.config.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.max_grad_norm)
-            self.optimizer.step()
+            self._optimizer_step()
             self.scheduler.step()
             self.step += 1
             total += loss
@@ -257,6 +277,18 @@ class Trainer:
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         bar.close()
         return total / max(count, 1)
+
+    def _optimizer_step(self) -> None:
+        """Clip (if asked) and step; with a float16 gradient scaler, unscale first and skip steps with inf/NaN."""
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.supernet.parameters(), self.config.max_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
 
     # ------------------------------------------------------------------------------------------ checkpoints
 
@@ -266,6 +298,7 @@ class Trainer:
             "model": self.supernet.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "step": self.step,
             "epoch": self.epoch,
             "history": self.history,
@@ -295,6 +328,8 @@ class Trainer:
         self.supernet.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch = steps_done, epochs_done
         self.history = [dict(record) for record in state["history"]]
         rng = state["rng"]
@@ -340,10 +375,13 @@ def check_resumable(state: Mapping[str, Any], config: TrainerConfig, strategy: s
         raise ValueError(f"cannot resume: the checkpoint was written by strategy {state['strategy']!r}, this run "
                          f"uses {strategy!r}; use the checkpoint's strategy, or another output folder")
     current = asdict(config)
-    changed = [key for key in _RESUME_MUST_MATCH if state["config"].get(key) != current[key]]
+    recorded_config = {**_RESUME_DEFAULTS, **state["config"]}
+    changed = [key for key in _RESUME_MUST_MATCH if recorded_config.get(key) != current[key]]
     if changed:
-        diff = ", ".join(f"{key}: {state['config'].get(key)!r} -> {current[key]!r}" for key in changed)
-        raise ValueError(f"cannot resume with changed training settings ({diff}); use the checkpoint's settings")
+        diff = ", ".join(f"{key}: {recorded_config.get(key)!r} -> {current[key]!r}" for key in changed)
+        hint = " (--precision)" if "precision" in changed else ""
+        raise ValueError(f"cannot resume with changed training settings ({diff}); use the checkpoint's "
+                         f"settings{hint}")
     recorded = state.get("data") or {}
     identity = {key: _plain(value) for key, value in (data_identity or {}).items()}
     changed_data = {key: (recorded.get(key), value) for key, value in identity.items()
@@ -353,16 +391,31 @@ def check_resumable(state: Mapping[str, Any], config: TrainerConfig, strategy: s
                          "use the checkpointed run's data settings")
 
 
+def read_checkpoint(checkpoint_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The training checkpoint in ``checkpoint_dir`` (None when there is none), or a ValueError if it is damaged."""
+    path = Path(checkpoint_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises several types for a damaged file
+        raise ValueError(f"cannot resume: {path} is not a readable checkpoint ({type(err).__name__}); "
+                         "remove it to start afresh, or use another output folder") from err
+
+
+def checkpoint_precision(checkpoint_dir: str | os.PathLike) -> str | None:
+    """The precision a checkpointed run trained in (``fp32`` for checkpoints from before mixed precision), or
+    None when there is no checkpoint."""
+    state = read_checkpoint(checkpoint_dir)
+    if state is None:
+        return None
+    return str({**_RESUME_DEFAULTS, **state.get("config", {})}["precision"])
+
+
 def check_resume(checkpoint_dir: str | os.PathLike, config: TrainerConfig, strategy: str,
                  data_identity: Mapping[str, Any] | None) -> None:
     """Before any model is loaded or file written: refuse a ``--resume`` the checkpoint in ``checkpoint_dir``
     would refuse (no checkpoint: the run starts fresh)."""
-    path = Path(checkpoint_dir) / CHECKPOINT_FILE
-    if not path.is_file():
-        return
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises several types for a damaged file
-        raise ValueError(f"cannot resume: {path} is not a readable checkpoint ({type(err).__name__}); "
-                         "remove it to start afresh, or use another output folder") from err
-    check_resumable(state, config, strategy, data_identity)
+    state = read_checkpoint(checkpoint_dir)
+    if state is not None:
+        check_resumable(state, config, strategy, data_identity)

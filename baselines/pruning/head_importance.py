@@ -12,6 +12,7 @@ from transformers import PreTrainedModel
 
 from baselines.pruning.masking import mask_gradients
 from search_spaces.masks import SubNetworkMasks
+from supernet.precision import FP32, Precision
 
 NORM_EPS = 1e-12
 
@@ -33,6 +34,7 @@ def head_importance(
     masks: SubNetworkMasks | None = None,
     normalise: bool = True,
     progress: bool = False,
+    precision: Precision = FP32,
 ) -> torch.Tensor:
     """Importance ``[L, H]`` of every head of the sub-network ``masks`` (default: full model) over ``batches``.
 
@@ -40,6 +42,7 @@ def head_importance(
     callers usually ignore them.
     """
     grads = mask_gradients(
-        model, batches, masks, heads=True, units=False, progress=progress, description="head importance"
+        model, batches, masks, heads=True, units=False, progress=progress, description="head importance",
+        precision=precision,
     )
     return importance_from_gradients(grads.heads, normalise=normalise)

@@ -17,6 +17,7 @@ from transformers import PreTrainedModel
 from baselines.pruning.head_importance import head_importance
 from search_spaces.masks import SubNetworkMasks
 from supernet.loading import model_shape
+from supernet.precision import FP32, Precision
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,14 @@ def head_pruning_steps(
     batches: Iterable[Mapping[str, torch.Tensor]],
     config: HeadPruneConfig = HeadPruneConfig(),
     progress: bool = False,
+    precision: Precision = FP32,
 ) -> Iterator[HeadPruneStep]:
-    """Michel et al.'s schedule on ``model``, scoring importance over ``batches`` (a re-iterable loader)."""
+    """Michel et al.'s schedule on ``model``, scoring importance over ``batches`` (a re-iterable loader) with
+    forward passes in ``precision``."""
     shape = model_shape(model)
 
     def score(current: SubNetworkMasks) -> torch.Tensor:
-        return head_importance(model, batches, current, normalise=config.normalise, progress=progress)
+        return head_importance(model, batches, current, normalise=config.normalise, progress=progress,
+                               precision=precision)
 
     return iterative_head_pruning(SubNetworkMasks.full(shape), score, config)

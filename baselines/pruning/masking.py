@@ -24,6 +24,7 @@ from transformers import PreTrainedModel
 
 from search_spaces.masks import SubNetworkMasks
 from supernet.loading import model_shape
+from supernet.precision import FP32, Precision
 from supernet.strategies.losses import is_regression, task_loss
 
 
@@ -142,11 +143,13 @@ def mask_gradients(
     units: bool = True,
     progress: bool = False,
     description: str = "mask gradients",
+    precision: Precision = FP32,
 ) -> MaskGradients:
     """Per-example gradients of the task loss w.r.t. gates set to the 0/1 ``masks`` (default: all ones).
 
     Gates of removed heads/units stay 0 (their gradient is still reported); layers whose gates are all 0 are
     skipped as in the extracted model. Batches go to the model's device; gradients are kept on the CPU in float32.
+    The forward passes run under ``precision``'s autocast (gates and the loss stay float32).
     """
     if not (heads or units):
         raise ValueError("ask for the gradients of head gates, unit gates or both")
@@ -169,8 +172,9 @@ def mask_gradients(
                 "unit_gates": base_units.expand(sequences, -1, -1).clone().requires_grad_() if units else None,
             }
             labels = batch.pop("labels")
-            with gated(model, **gates):
+            with gated(model, **gates), precision.autocast():
                 logits = model(**batch).logits
+            logits = logits.float()
             # Summed (not averaged) loss: the gradient w.r.t. sequence i's gates is example i's gradient.
             loss = task_loss(logits, labels, regression) * examples
             leaves = [gate for gate in gates.values() if gate is not None]

@@ -2,9 +2,9 @@
 
 1. train a weight-sharing super-network on a training subset (``train-supernet``),
 2. run a weight-sharing multi-objective search on it (``search``),
-3. extract the Pareto-optimal sub-networks as standalone models (``export``),
-4. measure each extracted model's parameters, MACs and CPU latency on the test split,
-5. write the report (``report``).
+3. extract the Pareto-optimal sub-networks as standalone models and time each of them beside the full
+   network (``export --latency``: one sequence of 128 tokens, in the run's precision),
+4. write the report (``report``) with the extracted models' table.
 Every stage is the same command a user can run alone; the demo only chains them with small budgets.
 """
 from __future__ import annotations
@@ -18,21 +18,20 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.cli import run_command as cli_main
-from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES, STRATEGY_NAMES
+from benchmarks.commands.names import DEFAULT_PRECISION, SEARCH_SPACE_NAMES, SEARCHER_NAMES, STRATEGY_NAMES
 from benchmarks.commands.options import (
     add_custom_data_arguments,
+    add_precision_argument,
     check_option_ranges,
     custom_data_argv,
     custom_data_given,
     task_spec,
 )
 from benchmarks.errors import UsageError
-from benchmarks.results import SIZE_OBJECTIVES, write_atomic
-from benchmarks.tasks.definition import read_task_file
-from benchmarks.tasks.registry import TaskSpec
+from benchmarks.results import SIZE_OBJECTIVES
 from plotting.document import Cell, Paragraph, Section, Table
 
-STAGES = ("train-supernet", "search", "export", "latency", "report")
+STAGES = ("train-supernet", "search", "export", "report")
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,11 @@ class DemoSettings:
     max_train_samples: int = 2000
     max_valid_samples: int = 512
     num_samples: int = 100
-    latency_examples: int = 256
+    latency_batch_size: int = 1
     seed: int = 0
     threads: int | None = None
     device: str = "auto"
+    precision: str = DEFAULT_PRECISION
     no_progress: bool = False
 
     @classmethod
@@ -65,8 +65,9 @@ class DemoSettings:
                    data_dir=args.data_dir, search_space=args.search_space, strategy=args.strategy,
                    searcher=args.searcher, size_objective=args.size_objective, epochs=args.epochs,
                    max_train_samples=args.max_train_samples, max_valid_samples=args.max_valid_samples,
-                   num_samples=args.num_samples, latency_examples=args.latency_examples, seed=args.seed,
-                   threads=args.threads, device=args.device, no_progress=args.no_progress)
+                   num_samples=args.num_samples, latency_batch_size=args.latency_batch_size, seed=args.seed,
+                   threads=args.threads, device=args.device, precision=args.precision,
+                   no_progress=args.no_progress)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,10 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-train-samples", type=int, default=2000)
     parser.add_argument("--max-valid-samples", type=int, default=512)
     parser.add_argument("--num-samples", type=int, default=100, help="sub-networks the search evaluates (default 100)")
-    parser.add_argument("--latency-examples", type=int, default=256, help="test examples timed per model")
+    parser.add_argument("--latency-batch-size", type=int, default=1,
+                        help="sequences (of 128 tokens) per timed batch of the extracted models (default 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--device", default="auto")
+    add_precision_argument(parser, "forward passes of every stage (training, search, timing)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     add_custom_data_arguments(parser.add_argument_group(
         "your own data instead of --task's (then the task is named after the data's folder)"))
@@ -99,49 +102,6 @@ def _stage(name: str, argv: list[str]) -> None:
     code = cli_main(argv)
     if code != 0:
         raise SystemExit(f"demo stage {name!r} failed with exit code {code}")
-
-
-def measure_exported(models_dir: Path, task: str | TaskSpec, data_dir: str | None, examples: int,
-                     batch_size: int = 32, device: str = "auto") -> pd.DataFrame:
-    """Latency of each exported model on the first ``examples`` test examples, beside its size and errors."""
-    from benchmarks.perf.latency import measure_latency
-    from benchmarks.tasks.loaders import make_dataloaders
-    from benchmarks.tasks.registry import get_task
-    from benchmarks.tasks.sources import load_official_splits
-    from supernet.extract import load_extracted
-    from supernet.loading import load_tokenizer, resolve_device
-
-    export = json.loads((models_dir / "export.json").read_text())
-    records = export["models"]
-    if not records:
-        raise RuntimeError(f"{models_dir} holds no exported models")
-    first = models_dir / records[0]["name"]
-    tokenizer = load_tokenizer(str(first))
-    spec = get_task(task)
-    test = load_official_splits(spec, data_dir)["test"]
-    test = test.select(range(min(examples, len(test))))
-    loader = make_dataloaders(spec, {"test": test}, tokenizer, batch_size=batch_size)["test"]
-    batches = list(loader)
-    rows = []
-    for record in records:
-        model = load_extracted(models_dir / record["name"], device=resolve_device(device))
-        latency = measure_latency(model, batches)
-        rows.append({
-            "name": record["name"],
-            "params": sum(p.numel() for p in model.parameters()),
-            "macs": record["macs"],
-            "mac_fraction": record["mac_fraction"],
-            "param_fraction": record["param_fraction"],
-            "valid_error": record["valid_error"],
-            "test_error": record["test_error"],
-            "examples_per_s": latency.examples_per_s,
-            "ms_per_example": latency.ms_per_example,
-        })
-    frame = pd.DataFrame(rows).sort_values("mac_fraction", ascending=False, ignore_index=True)
-    full = frame["ms_per_example"].iloc[0] if frame["mac_fraction"].iloc[0] >= 0.999 else None
-    if full is not None:
-        frame["speed_up"] = full / frame["ms_per_example"]
-    return frame
 
 
 def check_demo_options(args: argparse.Namespace) -> None:
@@ -161,8 +121,6 @@ def check_demo_options(args: argparse.Namespace) -> None:
     for flag, (value, allowed) in choices.items():
         if value not in allowed:
             raise UsageError(f"{flag} {value!r} is not one of {', '.join(allowed)}")
-    if args.latency_examples < 1:
-        raise UsageError(f"--latency-examples must be at least 1, got {args.latency_examples}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,6 +136,7 @@ def run_demo(settings: DemoSettings) -> int:
     out = settings.output_dir
     started = time.time()
     common = ["--seed", str(settings.seed), "--device", settings.device]
+    precision = ["--precision", settings.precision]
     data = ["--data-dir", settings.data_dir] if settings.data_dir else []
     task = list(settings.custom_data) if settings.custom_data else ["--task", settings.task]
     threads = ["--threads", str(settings.threads)] if settings.threads else []
@@ -189,52 +148,53 @@ def run_demo(settings: DemoSettings) -> int:
         "train-supernet", "--model", settings.model, *task, *data, "--output-dir", str(train_dir),
         "--search-space", settings.search_space, "--strategy", settings.strategy, "--epochs", str(settings.epochs),
         "--max-train-samples", str(settings.max_train_samples), "--max-valid-samples", str(settings.max_valid_samples),
-        "--lr", "5e-5", *common, *threads, *quiet, *resume,
+        "--lr", "5e-5", *common, *precision, *threads, *quiet, *resume,
     ])
     search_resume = ["--resume"] if (search_dir / "results.csv").exists() else []
     _stage("search", [
         "search", "--supernet", str(train_dir / "supernet"), "--output-dir", str(search_dir),
         "--searcher", settings.searcher, "--num-samples", str(settings.num_samples),
         "--max-valid-samples", str(settings.max_valid_samples), "--size-objective", settings.size_objective,
-        *common, *threads, *quiet, *search_resume,
+        *common, *precision, *threads, *quiet, *search_resume,
     ])
     _stage("export", ["export", "--results", str(search_dir), "--pick", "pareto", "--supernet",
-                      str(train_dir / "supernet"), "--out", str(models_dir)])
-
-    print("\n== latency: extracted Pareto-optimal models on the test split", flush=True)
-    task_of_run = read_task_file(train_dir) or settings.task  # your own data: the stored definition
-    latency = measure_exported(models_dir, task_of_run, settings.data_dir, settings.latency_examples,
-                               device=settings.device)
-    write_atomic(latency, models_dir / "latency.csv")
+                      str(train_dir / "supernet"), "--out", str(models_dir), "--latency",
+                      "--latency-batch-size", str(settings.latency_batch_size), "--device", settings.device,
+                      *precision, *threads])
+    latency = pd.read_csv(models_dir / "latency.csv")
+    setting = json.loads((models_dir / "export.json").read_text())["latency_setting"]
     table = latency_table(latency)
     (models_dir / "latency.md").write_text(table.to_markdown() + "\n")
-    print(latency.to_string(index=False))
 
     print(f"\n== report: plm-nas report {search_dir} --out {report_dir}  (+ the extracted models)", flush=True)
-    write_report(search_dir, report_dir, sections=[latency_section(table)])
+    write_report(search_dir, report_dir, sections=[latency_section(table, setting)])
     print(f"\ndemo finished in {time.time() - started:.0f} s; report: {report_dir / 'report.md'}; "
           f"models: {models_dir}")
     return 0
 
 
-def _speed_up(value: float | None) -> str:
-    """``1.53x``; a dash when the full model is not among the measured ones (it was not on the front)."""
-    return "—" if value is None or value != value else f"{value:.2f}x"
+def _speed_up(fraction: float | None) -> str:
+    """``1.53x`` from a latency fraction; a dash where the full network's latency is unknown."""
+    return "—" if fraction is None or fraction != fraction or fraction <= 0 else f"{1 / fraction:.2f}x"
 
 
 def latency_table(latency: pd.DataFrame) -> Table:
     """The measured models as a report table, largest first."""
     header = ["model", "parameters", "fraction of params", "fraction of MACs", "valid error", "test error",
-              "examples/s", "ms/example", "speed-up"]
-    rows = [[Cell(r.name), Cell(f"{r.params:,}"), Cell(f"{r.param_fraction:.3f}"), Cell(f"{r.mac_fraction:.3f}"),
-             Cell(f"{r.valid_error:.4f}"), Cell(f"{r.test_error:.4f}"), Cell(f"{r.examples_per_s:.1f}"),
-             Cell(f"{r.ms_per_example:.2f}"), Cell(_speed_up(getattr(r, "speed_up", None)))]
+              "latency (ms)", "fraction of full latency", "speed-up"]
+    rows = [[Cell(r.name), Cell(f"{int(r.params):,}"), Cell(f"{r.param_fraction:.3f}"), Cell(f"{r.mac_fraction:.3f}"),
+             Cell(f"{r.valid_error:.4f}"), Cell(f"{r.test_error:.4f}"), Cell(f"{r.measured_latency_ms:.2f}"),
+             Cell("—" if pd.isna(r.measured_latency_fraction) else f"{r.measured_latency_fraction:.3f}"),
+             Cell(_speed_up(r.measured_latency_fraction))]
             for r in latency.itertuples()]
     return Table(header=header, rows=rows)
 
 
-def latency_section(table: Table) -> Section:
+def latency_section(table: Table, setting: dict) -> Section:
     """The measured extracted models as a report section."""
-    intro = ("Pareto-optimal sub-networks extracted as standalone models; latency measured on pre-tokenised "
-             "test batches of 32 after one warm-up pass (median of 3 passes).")
+    threads = setting.get("threads") or "all"
+    intro = (f"Pareto-optimal sub-networks extracted as standalone models, each timed beside the full network "
+             f"({setting['full_network_ms']:.2f} ms) on {setting['device_name']}: {setting['device']}, {threads} "
+             f"thread(s), {setting['precision']}, one batch of {setting['batch_size']} x {setting['seq_len']} tokens, "
+             f"median of {setting['repeats']} passes after {setting['warmup']} warm-up.")
     return Section("Extracted models", [Paragraph(intro), table])

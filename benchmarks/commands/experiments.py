@@ -10,6 +10,7 @@ files of finished steps (tables, metrics, logs; never weights) to DEST with the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
+from benchmarks.commands.options import DEVICES, add_precision_argument, resolve_precision_option
 from benchmarks.files import write_json_atomic
 from benchmarks.grids import (
     CPU_GRID,
@@ -51,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="override the grid's seeds")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads of every step (standard NAS: of every trial), overriding the grid's")
+    add_precision_argument(parser, "forward passes of every step (decided once for the grid and recorded in "
+                                   "grid.json; a grid started without this option ran in fp32)")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="the device the grid's steps run on, for --precision auto (default: CUDA when present)")
     parser.add_argument("--export-results", type=Path, default=None, metavar="DEST",
                         help="copy the tables, metrics and logs of finished steps to DEST (no weights); run nothing")
     parser.add_argument("--list", action="store_true", help="print the steps and whether each is done; run nothing")
@@ -69,6 +75,24 @@ def progress_summary(steps: Sequence[Step]) -> str:
             "([part]: resumed or restarted by the next run)")
 
 
+def recorded_grid_precision(root: Path, steps: Sequence[Step]) -> str | None:
+    """The precision a grid's earlier steps ran in: ``grid.json``'s, or ``fp32`` for a grid started before mixed
+    precision (some step begun, no precision recorded); None for a grid not started yet."""
+    path = root / MANIFEST_FILE
+    if path.is_file():
+        recorded = json.loads(path.read_text()).get("precision")
+        if recorded:
+            return str(recorded)
+    return "fp32" if any(step.done or step.started for step in steps) else None
+
+
+def grid_precision(args: argparse.Namespace, steps: Sequence[Step]) -> str:
+    """The one precision of every step of the grid: the recorded one when the grid was started before (``auto``
+    keeps it, another explicit one is refused), else ``--precision`` resolved for ``--device``."""
+    recorded = recorded_grid_precision(Path(args.output_dir), steps)
+    return resolve_precision_option(args.precision, args.device, recorded, where="this grid").name
+
+
 def run(args: argparse.Namespace) -> int:
     grid = restrict(
         get_grid(args.grid), tasks=args.tasks, models=args.models, search_spaces=args.search_spaces,
@@ -80,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
     # the whole grid's manifest (not the restricted one): which runs are main and which compare a factor
     grid_manifest = manifest(get_grid(args.grid))
     if args.export_results is not None:
+        recorded = recorded_grid_precision(Path(args.output_dir), steps)
+        if recorded is not None:
+            grid_manifest["precision"] = recorded
         copied = export_results(steps, Path(args.output_dir), args.export_results)
         if copied:
             copied.append(write_json_atomic(grid_manifest, Path(args.export_results) / MANIFEST_FILE))
@@ -92,12 +119,15 @@ def run(args: argparse.Namespace) -> int:
         print(progress_summary(steps))
         return 0
     pending = list(iter_pending(steps))
+    precision = grid_precision(args, steps)
+    grid_manifest["precision"] = precision
     if pending:
         write_json_atomic(grid_manifest, Path(args.output_dir) / MANIFEST_FILE)
     print(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(pending)} already done")
     failed: list[str] = []
     env = dict(os.environ, MPLBACKEND="Agg")
     threads = ("--threads", str(args.threads)) if args.threads else ()
+    threads = (*threads, "--precision", precision)
     with tqdm(pending, desc=f"grid {grid.name}", unit="step", disable=args.no_progress) as bar:
         for step in bar:
             bar.set_postfix_str(step.key)

@@ -17,37 +17,47 @@ trial's best epoch in ``syne-tune/TRIAL/best_model``); export then copies that f
 Each model goes to ``--out/NAME/`` (loadable with :func:`supernet.extract.load_extracted`, or with plain
 ``transformers`` when the sub-network keeps every head of uniform layers) with ``subnetwork.json``: the
 config, the masks, the cost fields and the errors of its row. ``--out/export.json`` lists all of them.
+
+With ``--latency`` every exported model is timed where it will run (``--device``, ``--threads``, ``--precision``,
+one synthetic batch of ``--latency-batch-size`` x ``--seq-len`` tokens; median of ``--latency-repeats`` passes),
+beside the full network in the same setting, and ``--out/latency.csv`` holds one row per model:
+``measured_latency_ms`` and ``measured_latency_fraction`` (over the full network's) beside its size and errors.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE, SuperNetSource
-from benchmarks.commands.options import check_option_ranges
+from benchmarks.commands.options import DEVICES, add_precision_argument, check_option_ranges, resolve_precision_option
 from benchmarks.files import write_json_atomic
 from benchmarks.results import (
-    OPTIONAL_COLUMNS,
+    METRICS_COLUMNS,
     RESULTS_FILE,
     best_epoch_rows,
     mark_pareto,
     parse_metrics,
     read_results,
+    write_atomic,
 )
+
+if TYPE_CHECKING:  # torch loads only when a model is timed, so --help answers fast
+    from benchmarks.perf.latency import LatencySetting
 
 SUBNETWORK_FILE = "subnetwork.json"
 EXPORT_FILE = "export.json"
+LATENCY_FILE = "latency.csv"
 ROW_FIELDS = (
     "run_id", "kind", "method", "searcher", "search_space", "strategy", "task", "model", "seed", "valid_error",
     "test_error", "params", "param_fraction", "encoder_param_fraction", "macs", "mac_fraction", "size_objective",
-    "epoch", "runtime_s",
+    "epoch", "runtime_s", "precision",
 )
 
 
@@ -148,7 +158,7 @@ def pick_rows(frame: pd.DataFrame, pick: Pick, run_id: str | None = None) -> pd.
 def row_record(row: pd.Series) -> dict[str, Any]:
     """The JSON of one exported sub-network: its config and the fields of its results row."""
     record = {name: _jsonable(row[name]) for name in ROW_FIELDS if name in row.index}
-    for name in OPTIONAL_COLUMNS:  # every task metric on each split, {} where not scored
+    for name in METRICS_COLUMNS:  # every task metric on each split, {} where not scored
         record[name] = parse_metrics(row.get(name))
     record["config"] = json.loads(row["config"])
     return record
@@ -223,8 +233,11 @@ def export(
     results_root: Path | None = None,
     run_id: str | None = None,
     device: str = "cpu",
+    latency: LatencySetting | None = None,
 ) -> list[dict[str, Any]]:
-    """Export the rows ``pick`` chooses into ``out``; returns the records written to ``export.json``."""
+    """Export the rows ``pick`` chooses into ``out``; returns the records written to ``export.json``.
+
+    With ``latency`` each exported model is timed in that setting (and the full network beside it)."""
     chosen = pick_rows(frame, pick, run_id)
     kinds = set(chosen["kind"].astype(str))
     if kinds - {"weight-sharing", "standard"}:
@@ -236,6 +249,7 @@ def export(
         source = SuperNetSource.load(supernet, device=device)
     saved = saved_trial_models(results_root) if "standard" in kinds and results_root is not None else {}
     out.mkdir(parents=True, exist_ok=True)
+    full_ms = full_network_latency(source, chosen, latency, device)
     records = []
     for rank, (_, row) in enumerate(chosen.iterrows()):
         target = out / model_name(rank, row)
@@ -243,13 +257,68 @@ def export(
             record = export_weight_sharing(row, source, target)
         else:
             record = export_standard(row, saved, target)
+        if latency is not None:
+            record.update(measured_latency(target, latency, device, full_ms))
         write_json_atomic(record, target / SUBNETWORK_FILE)
         records.append({"name": target.name, **{k: v for k, v in record.items() if k != "masks"}})
         print(f"{target.name}: {int(row['params']):,} parameters, validation error {row['valid_error']:.4f}",
               flush=True)
-    write_json_atomic({"pick": {"name": pick.name, "threshold": pick.threshold}, "models": records},
-                      out / EXPORT_FILE)
+    summary: dict[str, Any] = {"pick": {"name": pick.name, "threshold": pick.threshold}, "models": records}
+    if latency is not None:
+        from benchmarks.perf.latency import device_name
+
+        summary["latency_setting"] = {**asdict(latency), "device_name": device_name(device),
+                                      "torch": torch_version(), "full_network_ms": full_ms}
+        write_atomic(latency_frame(records), out / LATENCY_FILE)
+    write_json_atomic(summary, out / EXPORT_FILE)
     return records
+
+
+def torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+def full_network_latency(source: SuperNetSource | None, chosen: pd.DataFrame, latency: LatencySetting | None,
+                         device: str) -> float | None:
+    """The full network's latency in ``latency``'s setting: the super-network's model as it is, or for standard
+    NAS the pre-trained model its trials started from (None when neither can be loaded here)."""
+    if latency is None:
+        return None
+    from benchmarks.perf.latency import model_latency_ms
+
+    if source is not None:
+        return model_latency_ms(source.model.eval(), latency)
+    from supernet.loading import load_model
+
+    try:
+        model = load_model(str(chosen["model"].iloc[0]), device=device).eval()
+    except (OSError, ValueError):
+        return None
+    return model_latency_ms(model, latency)
+
+
+def measured_latency(target: Path, latency: LatencySetting, device: str, full_ms: float | None) -> dict[str, Any]:
+    """The exported model in ``target`` timed in ``latency``'s setting, and its fraction of the full network's."""
+    from benchmarks.perf.latency import model_latency_ms
+    from supernet.extract import load_extracted
+    from supernet.loading import resolve_device
+
+    model = load_extracted(target, device=resolve_device(device)).eval()
+    ms = model_latency_ms(model, latency)
+    return {"measured_latency_ms": ms, "measured_latency_fraction": ms / full_ms if full_ms else None}
+
+
+LATENCY_COLUMNS = ("name", "params", "param_fraction", "mac_fraction", "valid_error", "test_error",
+                   "measured_latency_ms", "measured_latency_fraction")
+
+
+def latency_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per exported model: its size, errors and measured latency, largest first."""
+    frame = pd.DataFrame.from_records([{key: record.get(key) for key in LATENCY_COLUMNS} for record in records],
+                                      columns=list(LATENCY_COLUMNS))
+    return frame.sort_values("mac_fraction", ascending=False, kind="stable", ignore_index=True)
 
 
 # ------------------------------------------------------------------------------------------------- CLI
@@ -263,7 +332,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train-supernet output folder (needed for weight-sharing results)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the exported models")
     parser.add_argument("--run-id", default=None, help="the run to export when the results hold several")
-    parser.add_argument("--device", default="cpu", help="device to load the super-network on")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="device to load the super-network on")
+    timing = parser.add_argument_group("latency of the exported models (--latency)")
+    timing.add_argument("--latency", action="store_true",
+                        help=f"time every exported model and the full network; writes {LATENCY_FILE}")
+    timing.add_argument("--latency-batch-size", type=int, default=1, help="sequences per timed batch (default 1)")
+    timing.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
+    timing.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    timing.add_argument("--latency-repeats", type=int, default=10, help="timed passes; the median counts (default 10)")
+    add_precision_argument(timing, "timed forward passes")
 
 
 @dataclass(frozen=True)
@@ -276,11 +353,19 @@ class ExportSettings:
     supernet: Path | None = None
     run_id: str | None = None
     device: str = "cpu"
+    latency: LatencySetting | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ExportSettings":
+        latency = None
+        if args.latency:
+            from benchmarks.perf.latency import LatencySetting
+
+            precision = resolve_precision_option(args.precision, args.device).name
+            latency = LatencySetting(batch_size=args.latency_batch_size, seq_len=args.seq_len, threads=args.threads,
+                                     precision=precision, device=args.device, repeats=args.latency_repeats)
         return cls(results=Path(args.results), pick=Pick.parse(args.pick), out=Path(args.out), supernet=args.supernet,
-                   run_id=args.run_id, device=args.device)
+                   run_id=args.run_id, device=args.device, latency=latency)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -289,6 +374,6 @@ def run(args: argparse.Namespace) -> int:
     frame = read_results(settings.results)
     root = settings.results if settings.results.is_dir() else settings.results.parent
     records = export(frame, settings.pick, settings.out, supernet=settings.supernet, results_root=root,
-                     run_id=settings.run_id, device=settings.device)
+                     run_id=settings.run_id, device=settings.device, latency=settings.latency)
     print(f"exported {len(records)} sub-network(s) to {settings.out}", flush=True)
     return 0

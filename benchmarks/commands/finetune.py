@@ -46,7 +46,8 @@ def best_model_epoch(setup: Setup, output_dir: Path, dataset_seed: int = 0) -> B
     score = metrics_fn(setup.task)
 
     def validate(trainer: Trainer, epoch: int) -> dict[str, Any]:
-        return prefixed("valid", evaluate(trainer.supernet, setup.loaders["validation"], metrics_fn=score))
+        return prefixed("valid", evaluate(trainer.supernet, setup.loaders["validation"], metrics_fn=score,
+                                          precision=setup.precision))
 
     def keep(trainer: Trainer, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         model, tokenizer = trainer.supernet.model, setup.tokenizer
@@ -57,7 +58,8 @@ def best_model_epoch(setup: Setup, output_dir: Path, dataset_seed: int = 0) -> B
             write_json_atomic(model_record, folder / TASK_FILE)  # the model's own task and split seed
 
         write_folder_atomic(output_dir / BEST_MODEL_DIR, save)
-        return prefixed("test", evaluate(trainer.supernet, setup.loaders["test"], metrics_fn=score))
+        return prefixed("test", evaluate(trainer.supernet, setup.loaders["test"], metrics_fn=score,
+                                         precision=setup.precision))
 
     def show(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         print(_epoch_line(epoch, trainer.config.epochs, record), flush=True)
@@ -96,7 +98,7 @@ def finetune(settings: FinetuneSettings, setup: Setup | None = None) -> dict[str
                         checkpoint_dir=output_dir / CHECKPOINT_DIR, resume=settings.resume,
                         data_identity=run.data_identity())
     summary = {"task": setup.task.name, "model": run.model, "dataset_seed": run.data.dataset_seed,
-               **summarise(history), "history": history}
+               "precision": run.trainer.precision, **summarise(history), "history": history}
     write_json_atomic(summary, output_dir / METRICS_FILE)
     return summary
 
@@ -114,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     setup = prepare(settings.run)  # model, tokenizer and data load (or fail) before anything is written
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(settings.output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="finetune")
+    write_run_info(settings.output_dir, args, seed=args.seed, keep_previous=args.resume, command_name="finetune",
+                   precision=settings.run.trainer.precision)
     write_task_file(settings.run.task, settings.output_dir)
     summary = finetune(settings, setup)
     main = settings.run.task.main_metric

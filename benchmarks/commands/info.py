@@ -1,9 +1,11 @@
-"""``plm-nas info``: what a model, a task and each search space look like, before spending compute."""
+"""``plm-nas info``: what a model, a task and each search space look like, before spending compute; which precision
+``auto`` picks on this machine; and with ``--run DIR``, what produced a run folder (its command, precision, seed)."""
 from __future__ import annotations
 
 import argparse
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.commands.options import add_task_arguments, check_option_ranges, custom_data_given, task_spec
@@ -17,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="minilm", help="hub name or local folder (default: embedded MiniLM-L6)")
     add_task_arguments(parser)  # optional here: a task sets the number of labels and the head
     parser.add_argument("--seq-len", type=int, default=128, help="sequence length for MAC counts")
+    parser.add_argument("--run", type=Path, default=None,
+                        help="a run's output folder (any command's): say what produced it instead")
 
 
 def _format_count(n: float) -> str:
@@ -78,14 +82,68 @@ class InfoSettings:
         return cls(model=args.model, task=task, seq_len=args.seq_len)
 
 
+def precision_lines() -> list[str]:
+    """What ``--precision auto`` picks on this machine's CPU and, where there is one, its GPU."""
+    import torch
+
+    from supernet.precision import resolve_precision
+
+    lines = [f"precision auto on the CPU: {resolve_precision('auto', 'cpu').describe()}"]
+    if torch.cuda.is_available():
+        lines.append(f"precision auto on CUDA: {resolve_precision('auto', 'cuda').describe()}")
+    return lines
+
+
+TRAINING_COMMANDS = ("finetune", "train-supernet", "search", "nas", "prune")
+
+
+def run_lines(folder: Path) -> list[str]:
+    """What produced a run folder, from its ``run.json`` (and a super-network's ``supernet.json``)."""
+    import json
+
+    from benchmarks.errors import UsageError
+    from benchmarks.files import RUN_INFO_FILE
+
+    path = folder / RUN_INFO_FILE
+    if not path.is_file():
+        raise UsageError(f"--run {folder}: no {RUN_INFO_FILE} there; pass the output folder of a plm-nas command")
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as err:
+        raise UsageError(f"--run {folder}: {path} is not valid JSON ({err})") from err
+    command = record.get("command_name") or next(iter(record.get("command", [])[1:2]), "?")
+    precision = record.get("precision")
+    if precision is None:
+        precision = "fp32 (recorded before mixed precision existed)" if command in TRAINING_COMMANDS else "not recorded"
+    lines = [
+        f"run: {folder}",
+        f"command: {' '.join(['plm-nas', *record.get('command', [])[1:]])}",
+        f"precision: {precision}",
+        f"seed: {record.get('seed')}",
+        f"started: {record.get('started_at')}  ({len(record.get('previous', []))} earlier invocation(s) resumed)",
+        "versions: " + ", ".join(f"{name} {version}" for name, version in (record.get("versions") or {}).items()),
+    ]
+    git = record.get("git") or {}
+    if git:
+        lines.append(f"git: {git.get('commit')}{' (uncommitted changes)' if git.get('dirty') else ''}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the model's shape, the task's labels and metric, and each search space's size and extremes."""
     check_option_ranges(args)
+    if args.run is not None:
+        for line in run_lines(args.run):
+            print(line)
+        return 0
     settings = InfoSettings.from_args(args)
     shape, header = model_summary(settings)
     for line in header:
         print(line)
     for line in describe(shape, settings.seq_len):
+        print(line)
+    print()
+    for line in precision_lines():
         print(line)
     return 0
 

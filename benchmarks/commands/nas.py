@@ -35,9 +35,11 @@ from pathlib import Path
 from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES
 from benchmarks.commands.options import (
     DEVICES,
+    add_precision_argument,
     add_size_objective_argument,
     add_task_arguments,
     check_option_ranges,
+    resolve_precision_option,
     task_spec,
 )
 from benchmarks.results import RESULTS_FILE
@@ -79,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     protocol.add_argument("--max-valid-samples", type=int, default=None,
                           help="seeded subset of the validation split (default: 2,048 for large tasks, else all)")
     protocol.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")
+    add_precision_argument(protocol, "trials' forward passes")
     parser.add_argument("--save-models", action="store_true",
                         help="every trial keeps its best epoch's extracted model (for plm-nas export)")
     backend = parser.add_argument_group("backend (where trials run)")
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     check_local_copy(task, args.data_dir)
     settings = replace(NasSettings.from_args(args), task=task.name,
                        task_definition=task_definition(task) if task.files is not None else None)
+    settings = replace(settings, protocol=replace(settings.protocol, precision=trial_precision(args)))
     if settings.backend == "ray":
         from benchmarks.nas.ray_backend import run_ray
 
@@ -118,6 +122,35 @@ def run(args: argparse.Namespace) -> int:
         code = run_local(settings, args)
     check_some_trial_reported(Path(settings.output_dir))
     return code
+
+
+def trial_precision(args: argparse.Namespace) -> str:
+    """The trials' precision: ``--precision`` resolved for their device (a resumed run keeps its recorded one).
+
+    Ray trials on GPUs this machine does not have cannot be asked whether they run bf16: there ``auto`` is
+    refused and an explicit precision is taken as given.
+    """
+    import torch
+
+    from benchmarks.errors import UsageError
+    from benchmarks.nas.common import SETTINGS_FILE
+    from benchmarks.nas.trial import TrialSettings
+
+    stored = Path(args.output_dir) / SETTINGS_FILE
+    recorded = TrialSettings.read(stored).protocol.precision if args.resume and stored.is_file() else None
+    device = "cuda" if (args.gpus_per_trial or 0) > 0 else args.device
+    if device != "cuda" or torch.cuda.is_available():
+        return resolve_precision_option(args.precision, device, recorded, where="the earlier run").name
+    chosen = recorded or args.precision
+    if args.precision not in ("auto", chosen):
+        raise UsageError(f"--precision {args.precision}: the earlier run ran in {chosen}, and a resumed run keeps "
+                         "its precision; drop --precision, or use another output folder")
+    if chosen == "auto":
+        raise UsageError("--precision auto cannot tell from this machine (no CUDA here) whether the trials' GPUs "
+                         "run bf16; pass --precision bf16, fp16 or fp32")
+    print(f"precision: {chosen} ({'kept from the earlier run' if recorded else 'asked for'}, on the trials' GPUs)",
+          flush=True)
+    return chosen
 
 
 def check_some_trial_reported(output_dir: Path) -> None:

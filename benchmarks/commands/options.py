@@ -9,12 +9,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.commands.names import DEFAULT_MAX_LENGTH, DEFAULT_MODEL
+from benchmarks.commands.names import DEFAULT_MAX_LENGTH, DEFAULT_MODEL, DEFAULT_PRECISION, PRECISION_NAMES
 from benchmarks.results import SIZE_OBJECTIVES
 
 if TYPE_CHECKING:
     from benchmarks.finetuning import ModelRun
     from benchmarks.tasks.loaders import DataSettings
+    from supernet.precision import Precision
     from supernet.training import TrainerConfig
 
 DEFAULT_SIZE_OBJECTIVE = "param_fraction"  # as benchmarks.objectives.DEFAULT_SIZE_OBJECTIVE
@@ -48,8 +49,51 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_lr: float = 2e
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling, dropout, sampling")
     parser.add_argument("--device", default="auto", choices=DEVICES, help="auto: CUDA when available, else CPU")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_precision_argument(parser)
+    parser.add_argument("--group-by-length", action="store_true",
+                        help="batch training examples of similar length together (less padding; off by default)")
     parser.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint in --output-dir")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_precision_argument(parser: argparse._ActionsContainer, what: str = "forward passes") -> None:
+    """``--precision``: the dtype of the forward passes (weights and optimiser state stay float32)."""
+    parser.add_argument(
+        "--precision", default=DEFAULT_PRECISION, choices=PRECISION_NAMES,
+        help=f"dtype of the {what}: auto (bf16 where the device runs it natively: a CPU with AMX or AVX512-BF16, a "
+             "GPU with bf16; else fp32), fp32, bf16, or fp16 (CUDA only, with a gradient scaler); weights and "
+             f"optimiser state stay fp32 (default {DEFAULT_PRECISION}; a resumed run keeps its own)",
+    )
+
+
+def resolve_precision_option(requested: str, device: str, recorded: str | None = None,
+                             where: str = "the earlier run") -> Precision:
+    """The precision a command runs in: ``requested`` on ``device``, or for a resumed run the ``recorded`` one.
+
+    ``auto`` keeps a recorded precision (a resumed run or grid finishes in the precision it started with); an
+    explicit precision that differs from the recorded one is refused. Prints which precision it picked.
+    """
+    from benchmarks.errors import UsageError
+    from supernet.loading import resolve_device
+    from supernet.precision import Precision, check_precision, resolve_precision
+
+    resolved_device = resolve_device(device)
+    if recorded is not None:
+        if requested not in ("auto", recorded):
+            raise UsageError(f"--precision {requested}: {where} ran in {recorded}, and a resumed run keeps its "
+                             f"precision; drop --precision (or pass {recorded}), or use another output folder")
+        try:
+            check_precision(recorded, resolved_device)
+        except ValueError as err:
+            raise UsageError(f"{where} ran in {recorded}, which this device cannot run: {err}") from err
+        precision = Precision(recorded, resolved_device.type, f"kept from {where}")
+    else:
+        try:
+            precision = resolve_precision(requested, resolved_device)
+        except ValueError as err:
+            raise UsageError(str(err)) from err
+    print(f"precision: {precision.describe()}", flush=True)
+    return precision
 
 
 CUSTOM_DATA_OPTIONS = ("validation_file", "test_file", "text_columns", "label_column", "task_type", "metric",
@@ -168,13 +212,13 @@ def data_settings(args: argparse.Namespace, **overrides: object) -> DataSettings
     from benchmarks.tasks.loaders import DataSettings
 
     names = ("data_dir", "dataset_seed", "max_train_samples", "max_valid_samples", "max_test_samples", "max_length",
-             "batch_size", "eval_batch_size")
+             "batch_size", "eval_batch_size", "group_by_length")
     values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return DataSettings(**{**values, **overrides})
 
 
-def trainer_config(args: argparse.Namespace) -> TrainerConfig:
-    """The training protocol of the common options."""
+def trainer_config(args: argparse.Namespace, precision: str = "fp32") -> TrainerConfig:
+    """The training protocol of the common options, in a resolved ``precision``."""
     from supernet.loading import resolve_device
     from supernet.training import TrainerConfig
 
@@ -188,24 +232,33 @@ def trainer_config(args: argparse.Namespace) -> TrainerConfig:
         seed=args.seed,
         device=str(resolve_device(args.device)),
         progress=not args.no_progress,
+        precision=precision,
     )
 
 
 def model_run(args: argparse.Namespace) -> ModelRun:
-    """The common options of ``finetune`` and ``train-supernet`` as typed settings."""
-    from benchmarks.finetuning import ModelRun
+    """The common options of ``finetune`` and ``train-supernet`` as typed settings.
 
-    return ModelRun(model=args.model, task=task_spec(args), data=data_settings(args), trainer=trainer_config(args),
-                    device=args.device, threads=args.threads)
+    The precision is resolved here (``auto`` decided for the device; a ``--resume`` keeps the checkpoint's).
+    """
+    from benchmarks.artifacts import CHECKPOINT_DIR
+    from benchmarks.finetuning import ModelRun
+    from supernet.training import checkpoint_precision
+
+    recorded = checkpoint_precision(Path(args.output_dir) / CHECKPOINT_DIR) if args.resume else None
+    precision = resolve_precision_option(args.precision, args.device, recorded, where="the checkpointed run")
+    return ModelRun(model=args.model, task=task_spec(args), data=data_settings(args),
+                    trainer=trainer_config(args, precision.name), device=args.device, threads=args.threads)
 
 
 # ------------------------------------------------------------------------------- checks before any work
 
 POSITIVE_INTS = ("epochs", "batch_size", "eval_batch_size", "max_length", "seq_len", "threads", "max_train_samples",
                  "max_valid_samples", "max_test_samples", "num_random", "rewire_examples", "workers", "max_trials",
-                 "cpus_per_worker", "cpus_per_trial", "sample_batch_size")
+                 "cpus_per_worker", "cpus_per_trial", "sample_batch_size", "latency_batch_size", "latency_repeats")
 NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples")
-POSITIVE_FLOATS = ("lr", "max_grad_norm", "temperature", "max_wallclock", "poll_interval", "step_fraction", "max_scale")
+POSITIVE_FLOATS = ("lr", "max_grad_norm", "temperature", "max_wallclock", "poll_interval", "step_fraction", "max_scale",
+                   "teacher_temperature")
 
 
 def _flag(name: str) -> str:

@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING
 from benchmarks.commands.names import PRUNE_METHOD_NAMES, RFP_TEACHER_NAMES
 from benchmarks.commands.options import (
     DEVICES,
+    add_precision_argument,
     add_size_objective_argument,
     add_task_arguments,
     check_option_ranges,
     custom_data_given,
+    resolve_precision_option,
     task_spec,
 )
 from benchmarks.results import RESULTS_FILE
@@ -66,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_precision_argument(parser, "forward passes (scoring, gradients, layer-drop's fine-tuning; rfp's "
+                                   "least-squares rescaling stays fp32)")
     parser.add_argument("--save-models", action="store_true", help=f"save every extracted model under {MODELS_DIR}/")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -113,12 +117,14 @@ def run(args: argparse.Namespace) -> int:
     method = get_method(settings.method)
     task = task_spec(args) if custom_data_given(args) else None
     finetuned = locate_finetuned(settings, task)  # model folder, task and split seed checked before writing anything
-    settings = replace(settings, task=finetuned.task.name)
+    settings = replace(settings, task=finetuned.task.name,
+                       precision=resolve_precision_option(args.precision, settings.device).name)
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     run_id = settings.run_id or default_run_id(settings)
     write_run_info(output_dir, args, seed=settings.seed, command_name="prune", run_id=run_id,
-                   dataset_seed=finetuned.dataset_seed, finetuned_model=str(finetuned.model_dir))
+                   dataset_seed=finetuned.dataset_seed, finetuned_model=str(finetuned.model_dir),
+                   precision=settings.precision)
     ctx = prepare(settings, method.extra_splits, finetuned)
     writer = ResultsWriter(ctx=ctx, run_id=run_id, started=time.perf_counter())
     writer.add(Candidate(masks=SubNetworkMasks.full(ctx.shape), model=ctx.model, details={"unpruned": True}))

@@ -34,8 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from benchmarks.artifacts import check_dataset_seed
-from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES
-from benchmarks.commands.options import DEVICES, add_size_objective_argument, check_option_ranges
+from benchmarks.commands.names import DEFAULT_PRECISION, SEARCH_SPACE_NAMES, SEARCHER_NAMES
+from benchmarks.commands.options import (
+    DEVICES,
+    add_precision_argument,
+    add_size_objective_argument,
+    check_option_ranges,
+    resolve_precision_option,
+)
 from benchmarks.files import write_json_atomic
 from benchmarks.results import RESULTS_FILE
 from benchmarks.runinfo import write_run_info
@@ -74,6 +80,7 @@ class SearchSettings:
     max_test_samples: int | None = None
     threads: int | None = None
     device: str = "cpu"
+    precision: str = DEFAULT_PRECISION
     no_progress: bool = False
     backend: str = "local"
     eval_workers: int = 1
@@ -115,6 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--device", default="cpu", choices=DEVICES)
+    add_precision_argument(parser, "scoring passes")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     backend = parser.add_argument_group("backend (where sub-networks are scored)")
     backend.add_argument("--backend", default="local", choices=tuple(EVALUATION_BACKENDS),
@@ -175,11 +183,19 @@ def check_searcher(name: str) -> None:
         )
 
 
+def recorded_scoring_precision(path: Path) -> str | None:
+    """The precision an earlier search in this folder scored in (``fp32`` before mixed precision existed), or None."""
+    if not path.is_file():
+        return None
+    return str(json.loads(path.read_text()).get("precision", "fp32"))
+
+
 def check_same_scoring(path: Path, spec: ScorerSpec, force: bool) -> None:
-    """A resumed search must score as the earlier one did: same super-network, data, subsets and size objective."""
+    """A resumed search must score as the earlier one did: same super-network, data, subsets, size objective and
+    precision."""
     if not path.is_file():
         return
-    stored, current = json.loads(path.read_text()), spec.scoring()
+    stored, current = {"precision": "fp32", **json.loads(path.read_text())}, spec.scoring()
     changed = {key: (stored.get(key), value) for key, value in current.items() if stored.get(key) != value}
     if changed and not force:
         raise ValueError(f"cannot resume: the earlier rows were scored differently {changed} (earlier, now); "
@@ -225,6 +241,8 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
         raise ValueError(f"{results_path} exists: pass --resume to continue that search, or use another --output-dir")
     folder = supernet_folder(settings.supernet)  # its record, task and data checked before anything is loaded
     supernet_task(read_supernet_info(folder), folder)
+    recorded = recorded_scoring_precision(output_dir / SCORING_FILE) if settings.resume else None
+    precision = resolve_precision_option(settings.precision, settings.device, recorded, where="the earlier search")
     torch_threads = settings.threads or os.cpu_count() or 1
     import torch
 
@@ -242,6 +260,7 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
         data_dir=str(Path(data_dir).resolve()) if data_dir else None, dataset_seed=dataset_seed,
         max_length=max_length, max_valid_samples=max_valid, max_test_samples=settings.max_test_samples,
         batch_size=settings.batch_size, seq_len=settings.seq_len or max_length, size_objective=settings.size_objective,
+        precision=precision.name,
     )
     scorer = spec.build(source)
     space = scorer.space
@@ -250,6 +269,7 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
         or default_run_id(settings.searcher, search_space, info["strategy"], task.name, settings.seed),
         searcher=settings.searcher, search_space=search_space, strategy=str(info["strategy"]), task=task.name,
         model=str(info["model"]), seed=settings.seed, size_objective=settings.size_objective,
+        precision=precision.name,
     )
     previous: list[Evaluation] = []
     measured = Measured()
@@ -260,7 +280,7 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
     write_json_atomic(spec.scoring(), output_dir / SCORING_FILE)
     write_run_info(output_dir, args if args is not None else vars(settings), seed=settings.seed,
                    keep_previous=settings.resume, command_name="search",
-                   dataset_seed=dataset_seed, supernet=str(source.folder))
+                   dataset_seed=dataset_seed, supernet=str(source.folder), precision=precision.name)
     metrics = objective_names(settings.size_objective)
     design = initial_design(space)
 

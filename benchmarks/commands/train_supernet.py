@@ -6,17 +6,23 @@ checkpoint (``--resume`` continues a stopped run). At the
 end the shared weights go to ``OUTPUT/supernet/`` (``save_pretrained``, tokenizer and ``supernet.json``),
 so that the search reloads the same model, search space, task and, above all, the same dataset seed: a
 different seed would put training examples into the search's validation split.
+
+``--init-from FINETUNED`` starts the super-network from a fine-tuned model of the same task and split (the
+output of ``plm-nas finetune``) instead of the pre-trained one: its heads and units are rewired by importance
+before the first step, the full network needs no warm-up, and the fine-tuned model is also the frozen teacher
+every pass learns from (``--teacher``, ``--no-teacher``; :mod:`supernet.teacher`).
 """
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from benchmarks.artifacts import CHECKPOINT_DIR, METRICS_FILE, SUPERNET_DIR, SUPERNET_INFO_FILE
 from benchmarks.commands.names import SEARCH_SPACE_NAMES, STRATEGY_NAMES
 from benchmarks.commands.options import add_common_arguments, check_option_ranges, model_run
+from benchmarks.errors import UsageError
 from benchmarks.files import write_folder_atomic, write_json_atomic
 from benchmarks.runinfo import write_run_info
 from benchmarks.tasks.definition import file_sha256, task_definition, write_task_file
@@ -26,6 +32,7 @@ if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers f
     from benchmarks.tasks.registry import TaskSpec
 
 DEFAULT_STRATEGY = "sandwich"
+DEFAULT_TEACHER_TEMPERATURE = 2.0  # as supernet.teacher.DEFAULT_TEACHER_TEMPERATURE
 DEFAULT_SEARCH_SPACE = "small"
 
 
@@ -56,24 +63,80 @@ class TrainSupernetSettings:
     rewire: bool = True
     rewire_examples: int = 256
     resume: bool = False
+    base_model: str | None = None  # with --init-from: the pre-trained model the fine-tuned one came from
+    init_from: Path | None = None  # a fine-tuned model folder the super-network starts from
+    teacher: Path | None = None  # a fine-tuned model folder every pass learns from
+    teacher_temperature: float = DEFAULT_TEACHER_TEMPERATURE
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainSupernetSettings":
-        """The settings; the strategy's options are checked before the task (your own files) is read."""
-        from supernet.strategies import check_options
+        """The settings; the strategy's options and the fine-tuned models are checked before the task (your own
+        files) is read or a model loaded."""
+        from supernet.strategies import check_options, strategy_options
 
+        init_from = teacher = None
+        full_warmup = args.full_warmup
+        if args.init_from is not None:
+            init_from = fine_tuned_model(args.init_from, "--init-from")
+            if full_warmup is None and "full_warmup" in strategy_options(args.strategy):
+                full_warmup = 0.0  # the full network is trained already
+        if args.teacher is not None and args.no_teacher:
+            raise UsageError("--teacher and --no-teacher exclude each other")
+        if args.teacher is not None:
+            teacher = fine_tuned_model(args.teacher, "--teacher")
+        elif init_from is not None and not args.no_teacher:
+            teacher = init_from
         strategy = StrategySettings(name=args.strategy, num_random=args.num_random, temperature=args.temperature,
-                                    full_warmup=args.full_warmup, sub_network_loss_weight=args.sub_network_loss_weight)
+                                    full_warmup=full_warmup, sub_network_loss_weight=args.sub_network_loss_weight)
         check_options(strategy.name, **strategy.options())  # fail before loading
-        return cls(run=model_run(args), output_dir=Path(args.output_dir), search_space=args.search_space,
-                   strategy=strategy, rewire=args.rewire, rewire_examples=args.rewire_examples, resume=args.resume)
+        run = model_run(args)
+        base_model = None
+        if init_from is not None:
+            base_model = check_fine_tuned(init_from, args.init_from, run, "--init-from")
+            run = replace(run, model=str(init_from))
+        if teacher is not None:
+            check_fine_tuned(teacher, args.teacher or args.init_from, run, "--teacher")
+        return cls(run=run, output_dir=Path(args.output_dir), search_space=args.search_space,
+                   strategy=strategy, rewire=args.rewire, rewire_examples=args.rewire_examples, resume=args.resume,
+                   base_model=base_model, init_from=init_from, teacher=teacher,
+                   teacher_temperature=args.teacher_temperature)
+
+    def data_identity(self) -> dict[str, Any]:
+        """What the training data and targets are: the run's data and, with a teacher, which teacher it is."""
+        identity = self.run.data_identity()
+        if self.teacher is not None:
+            identity.update(teacher=str(self.teacher), teacher_temperature=self.teacher_temperature)
+        return identity
+
+
+def fine_tuned_model(path: Path, option: str) -> Path:
+    """The model folder of a ``plm-nas finetune`` output (or the folder itself), or a UsageError naming ``option``."""
+    from benchmarks.artifacts import finetuned_model_dir
+
+    try:
+        return finetuned_model_dir(Path(path)).resolve()
+    except FileNotFoundError as err:
+        raise UsageError(f"{option} {path}: {err}") from err
+
+
+def check_fine_tuned(model_dir: Path, given: Path, run: ModelRun, option: str) -> str:
+    """Refuse a fine-tuned model of another task or split seed (its training examples would be validated on);
+    return the pre-trained model it came from."""
+    from benchmarks.artifacts import base_model_name, check_model_task, finetuned_dataset_seed
+
+    check_model_task(model_dir, run.task)
+    try:
+        finetuned_dataset_seed(Path(given), run.data.dataset_seed, force=False)
+    except ValueError as err:
+        raise UsageError(f"{option} {given}: {err}") from err
+    return base_model_name(Path(given), model_dir)
 
 
 def supernet_info(settings: TrainSupernetSettings, setup: Setup, options: Mapping[str, Any]) -> dict[str, Any]:
     """What the search needs to reload this super-network consistently."""
     run = settings.run
     return {
-        "model": run.model,
+        "model": settings.base_model or run.model,
         "task": setup.task.name,
         "task_definition": task_definition(setup.task),  # your own data: files, SHA-256, labels, metric
         "head": setup.task.head,
@@ -90,6 +153,10 @@ def supernet_info(settings: TrainSupernetSettings, setup: Setup, options: Mappin
         "data_dir": _resolved_data_dir(setup.task, run.data.data_dir),
         "seed": run.trainer.seed,
         "epochs": run.trainer.epochs,
+        "precision": run.trainer.precision,
+        "init_from": str(settings.init_from) if settings.init_from else None,
+        "teacher": str(settings.teacher) if settings.teacher else None,
+        "teacher_temperature": settings.teacher_temperature if settings.teacher else None,
     }
 
 
@@ -135,8 +202,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--full-warmup", type=float, default=None,
-        help="share of the training steps that train the full network alone before sub-networks join",
+        help="share of the training steps that train the full network alone before sub-networks join "
+             "(default 0.3; 0 with --init-from)",
     )
+    start = parser.add_argument_group("starting from a fine-tuned model")
+    start.add_argument("--init-from", type=Path, default=None,
+                       help="a fine-tuned model of this task and split (plm-nas finetune's output): the super-network "
+                            "starts from its weights, rewired at the first step, and learns from it as its teacher")
+    start.add_argument("--teacher", type=Path, default=None,
+                       help="a fine-tuned model every pass learns from (default: --init-from's, else none)")
+    start.add_argument("--no-teacher", action="store_true", help="no teacher, also with --init-from")
+    start.add_argument("--teacher-temperature", type=float, default=DEFAULT_TEACHER_TEMPERATURE,
+                       help=f"temperature of the teacher's softened logits (default {DEFAULT_TEACHER_TEMPERATURE:g})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,11 +237,11 @@ def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]
 
     output_dir, run, strategy_name = settings.output_dir, settings.run, settings.strategy.name
     if settings.resume:
-        check_resume(output_dir / CHECKPOINT_DIR, run.trainer, strategy_name, run.data_identity())
+        check_resume(output_dir / CHECKPOINT_DIR, run.trainer, strategy_name, settings.data_identity())
     setup = prepare(run)  # model, tokenizer and data load (or fail) before anything is written
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, arguments, seed=run.trainer.seed, keep_previous=settings.resume,
-                   command_name="train-supernet")
+                   command_name="train-supernet", precision=run.trainer.precision)
     write_task_file(run.task, output_dir)
     supernet = SuperNetwork(setup.model)
     space = get_search_space(settings.search_space, supernet.shape)
@@ -172,6 +249,15 @@ def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]
     options = {name: getattr(strategy, name) for name in strategy_options(strategy_name)}
     probes = probe_sub_networks(space)
     sub_networks = probe_masks(probes)
+    teacher = None
+    if settings.teacher is not None:
+        from supernet.loading import load_model
+        from supernet.teacher import Teacher
+
+        task = setup.task
+        teacher = Teacher(load_model(str(settings.teacher), head=task.head, num_labels=task.num_labels,
+                                     problem_type=task.problem_type, device=setup.device),
+                          temperature=settings.teacher_temperature)
     trainer = Trainer(
         supernet,
         strategy,
@@ -179,7 +265,8 @@ def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]
         run.trainer,
         checkpoint_dir=output_dir / CHECKPOINT_DIR,
         callbacks=[SubNetworkValidation(setup, sub_networks)],
-        data_identity=run.data_identity(),
+        data_identity=settings.data_identity(),
+        teacher=teacher,
     )
     rewiring = (rewire_callback(setup, strategy, trainer.total_steps, settings.rewire_examples,
                                 run.data.eval_batch_size) if settings.rewire else None)
@@ -201,6 +288,7 @@ def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]
         "search_space": settings.search_space,
         "strategy": strategy_name,
         "strategy_options": options,
+        "precision": run.trainer.precision,
         "rewired_at_step": rewiring.at_step if rewiring is not None else None,
         "probes": [probe.to_dict() for probe in probes.values()],
         "constant": {split_name: ws_training.constant_metrics(setup, split)

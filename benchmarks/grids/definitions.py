@@ -91,7 +91,17 @@ CPU_STUDY = replace(CPU_STUDY, parts=(
             search_spaces=("small", "layer", "medium", "large")),
 ))
 
-GRIDS: dict[str, GridSpec] = {grid.name: grid for grid in (PAPER_GRID, CPU_GRID, CPU_STUDY)}
+# Parity of mixed precision (README, Mixed precision): the CPU study's main super-network (with a random search of
+# it) and plain fine-tuning on STS-B and SST-2, seeds 0 and 1; run with --precision bf16 and compared with the
+# CPU study's fp32 runs (benchmarks/studies/precision.py).
+PRECISION_GRID = replace(
+    CPU_STUDY, name="precision", parts=(), tasks=("stsb", "sst2"), seeds=(0, 1), kinds=("ws", "prune"),
+    ws_searchers=("random_search",), prune_methods={},
+    description="mixed-precision parity: the CPU study's sandwich super-network (searched by random search) and "
+                "plain fine-tuning on STS-B and SST-2, seeds 0 and 1",
+)
+
+GRIDS: dict[str, GridSpec] = {grid.name: grid for grid in (PAPER_GRID, CPU_GRID, CPU_STUDY, PRECISION_GRID)}
 
 
 def get_grid(name: str) -> GridSpec:

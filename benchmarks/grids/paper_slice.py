@@ -84,7 +84,7 @@ _SEEDS = (0, 1, 2)
 # The paper's budgets (5 epochs, full training splits, 100 sub-networks) at GPU-friendly batch sizes: the paper's
 # batch 8 would make SST-2 alone take about 15 minutes per super-network (29,465 steps).
 _TRAIN = ("--epochs", "5", "--lr", "5e-5", "--batch-size", "32", "--eval-batch-size", "128", "--device", "cuda",
-          "--threads", "1")
+          "--threads", "1", "--precision", "auto")
 _MAC = ("--size-objective", "mac_fraction")
 
 PAPER_SLICE = SliceSpec(
@@ -95,9 +95,10 @@ PAPER_SLICE = SliceSpec(
         tasks=_TASKS, models=("minilm",), search_spaces=("small",), strategies=("sandwich",),
         ws_searchers=("nsga2", "random_search"), nas_searchers=("moasha",), seeds=_SEEDS,
         supernet_args=_TRAIN,
-        search_args=("--num-samples", "100", "--batch-size", "128", "--device", "cuda", "--threads", "1", *_MAC),
+        search_args=("--num-samples", "100", "--batch-size", "128", "--device", "cuda", "--threads", "1",
+                     "--precision", "auto", *_MAC),
         nas_args=("--epochs", "5", "--lr", "5e-5", "--batch-size", "32", "--eval-batch-size", "128", "--workers", "2",
-                  "--threads", "2", "--device", "cuda", *_MAC),
+                  "--threads", "2", "--device", "cuda", "--precision", "auto", *_MAC),
         nas_budget_s={"default": 90},
     ),
     l12_grid=GridSpec(
@@ -106,12 +107,14 @@ PAPER_SLICE = SliceSpec(
         tasks=("stsb", "mrpc", "rte"), models=(L12_MODEL,), search_spaces=("small",), strategies=("sandwich",),
         ws_searchers=("nsga2",), nas_searchers=(), seeds=_SEEDS,
         supernet_args=_TRAIN,
-        search_args=("--num-samples", "100", "--batch-size", "128", "--device", "cuda", "--threads", "1", *_MAC),
+        search_args=("--num-samples", "100", "--batch-size", "128", "--device", "cuda", "--threads", "1",
+                     "--precision", "auto", *_MAC),
     ),
     nas_tasks=("rte", "mrpc"),
     task_args={"sst2": ("--batch-size", "64")},
     finetune_args=_TRAIN,
-    prune_args=("--method", "rfp", "--eval-batch-size", "128", "--device", "cuda", "--threads", "1", *_MAC),
+    prune_args=("--method", "rfp", "--eval-batch-size", "128", "--device", "cuda", "--threads", "1", "--precision",
+                "auto", *_MAC),
     speed_args=("--device", "cuda", "--batch-size", "128", "--seq-len", "128", "--batches", "20", "--warmup", "3"),
 )
 

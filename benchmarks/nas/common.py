@@ -138,6 +138,7 @@ class RowMaker:
     size_objective: str
     seq_len: int
     metrics: tuple[str, ...] = ()  # the task's metrics, reported per split as ``valid_NAME``/``test_NAME``
+    precision: str = ""  # the trials' (resolved) precision
 
     def __call__(self, config: Mapping[str, Any], result: Mapping[str, Any], runtime_s: float) -> ResultRow:
         config = plain_config({key: config[key] for key in self.space.keys})
@@ -160,6 +161,7 @@ class RowMaker:
             epoch=float(result[RESOURCE_ATTR]),
             valid_metrics=metrics_of_fields(result, "valid", self.metrics),
             test_metrics=metrics_of_fields(result, "test", self.metrics),
+            precision=self.precision,
             **cost.as_row_fields(),
         )
 
@@ -241,5 +243,5 @@ def build_setup(args: NasSettings, output_dir: Path, threads: int | None = None,
     row_maker = RowMaker(space=space, run_id=args.run_id or default_run_id(args), task=task.name,
                          model=str(args.model), searcher=args.searcher, search_space=args.search_space,
                          seed=args.seed, size_objective=args.size_objective, seq_len=settings.seq_len,
-                         metrics=tuple(task.metrics))
+                         metrics=tuple(task.metrics), precision=settings.protocol.precision)
     return NasSetup(settings, space, scheduler, row_maker)

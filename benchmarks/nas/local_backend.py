@@ -267,7 +267,7 @@ def run_local(args: NasSettings, arguments: argparse.Namespace | None = None) ->
                              "(earlier, now); use the earlier run's arguments")
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, arguments if arguments is not None else args.record(), seed=args.seed,
-                   keep_previous=bool(events), command_name="nas")
+                   keep_previous=bool(events), command_name="nas", precision=args.protocol.precision)
     started = time.perf_counter()
     variables = {
         SYNE_TUNE_ENV_FOLDER: str(output_dir),  # Syne Tune's experiment folder becomes OUTPUT/syne-tune

@@ -171,7 +171,7 @@ def run_ray(args: NasSettings, arguments: argparse.Namespace | None = None) -> i
     output_dir.mkdir(parents=True, exist_ok=True)
     setup, cpus, gpus = ray_settings(args, output_dir)
     write_run_info(output_dir, arguments if arguments is not None else args.record(), seed=args.seed,
-                   keep_previous=args.resume, command_name="nas")
+                   keep_previous=args.resume, command_name="nas", precision=args.protocol.precision)
     trainable = tune.with_resources(tune.with_parameters(ray_trial, settings=setup.settings),
                                     {"cpu": cpus, "gpu": gpus})
     started = time.perf_counter()

@@ -61,6 +61,7 @@ class TrialProtocol:
     max_train_samples: int | None = None
     max_valid_samples: int | None = None
     max_test_samples: int | None = None
+    precision: str = "fp32"  # resolved by `plm-nas nas` for the trials' device; runs from before it were fp32
 
     def data(self, data_dir: str | None) -> DataSettings:
         """The examples every trial reads from ``data_dir``, and how they are batched."""
@@ -193,6 +194,7 @@ def run_trial(
     from supernet.evaluation import evaluate
     from supernet.extract import extract_sub_network
     from supernet.loading import load_model, load_tokenizer, model_shape, resolve_device
+    from supernet.precision import Precision
     from supernet.training import Trainer, TrainerConfig, seed_everything
 
     torch.set_num_threads(settings.threads)
@@ -212,12 +214,13 @@ def run_trial(
     tokenizer = load_tokenizer(settings.model)
     loaders = task_loaders(task, tokenizer, settings.data(), seed=settings.seed)
     score = metrics_fn(task)
+    precision = Precision(settings.protocol.precision, device.type)
     results: list[EpochResult] = []
     best_dir = Path(trial_dir) / BEST_MODEL_DIR if settings.save_models and trial_dir is not None else None
 
     def errors(trainer: Trainer, epoch: int) -> dict[str, Any]:
-        valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score).metrics
-        test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score).metrics
+        valid = evaluate(trainer.supernet.model, loaders["validation"], metrics_fn=score, precision=precision).metrics
+        test = evaluate(trainer.supernet.model, loaders["test"], metrics_fn=score, precision=precision).metrics
         results.append(EpochResult(epoch=epoch, valid_error=float(valid["error"]), test_error=float(test["error"]),
                                    cost=cost, valid_metrics=task_metrics(valid), test_metrics=task_metrics(test)))
         return results[-1].scores()
@@ -239,7 +242,7 @@ def run_trial(
     protocol = settings.protocol
     config_ = TrainerConfig(epochs=protocol.epochs, lr=protocol.lr, batch_size=protocol.batch_size,
                             weight_decay=protocol.weight_decay, warmup_ratio=protocol.warmup_ratio,
-                            seed=settings.seed, device=str(device), progress=False)
+                            seed=settings.seed, device=str(device), progress=False, precision=precision.name)
     fine_tune(FixedNetwork(model, shape), loaders["train"], config_,
               BestEpoch(errors, on_best=keep_model, on_saved=report_epoch, on_restored=report_history),
               checkpoint_dir=checkpoint_dir, resume=resume)

@@ -1,7 +1,9 @@
 """Inference speed of sub-networks computed three ways: masked (zeroing), sliced (super-network), extracted.
 
 Run ``python -m benchmarks.perf.speed [--model minilm] [--batches 5] [--batch-size 32] [--seq-len 128]
-[--threads N] [--clock wall|cpu] [--device cpu|cuda] [--dtype float32|bfloat16] [--out speed.md] [--csv speed.csv]``.
+[--threads N] [--clock wall|cpu] [--device cpu|cuda] [--precision fp32|bf16|fp16] [--dtype float32|bfloat16]
+[--out speed.md] [--csv speed.csv]``. ``--precision`` runs the forward passes under autocast with float32 weights
+(what the commands do); ``--dtype bfloat16`` casts the weights themselves (a model deployed in bf16).
 It times eval-mode, no-grad forward passes over fixed random token ids (no data needed) for the full model and for
 ``small``-space sub-networks that keep every layer and scale heads and units to about 75%, 50% and 25% of the
 encoder MACs, and prints (and optionally writes) a Markdown table, and with ``--csv`` a tidy table (one row per
@@ -27,6 +29,7 @@ from search_spaces.spaces import get_search_space
 from supernet.extract import extract_sub_network
 from supernet.loading import load_model, model_shape, resolve_device
 from supernet.model import SuperNetwork
+from supernet.precision import FP32, Precision, check_precision
 from supernet.reference import masked
 
 DEFAULT_FRACTIONS = (1.0, 0.75, 0.5, 0.25)
@@ -35,8 +38,8 @@ WAYS = ("masked", "sliced", "extracted")
 # cores (use it with --threads 1 on a busy machine, where wall-clock times mostly measure the neighbours).
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-CSV_COLUMNS = ("model", "device", "dtype", "batch_size", "seq_len", "sub_network", "mac_fraction", "way",
-               "examples_per_s", "time_vs_full")
+CSV_COLUMNS = ("model", "device", "dtype", "precision", "batch_size", "seq_len", "sub_network", "mac_fraction",
+               "way", "examples_per_s", "time_vs_full")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class SpeedConfig:
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     device: str = "cpu"  # "cpu", "cuda" or "auto"
     dtype: str = "float32"  # a key of DTYPES; the model's weights and activations
+    precision: str = "fp32"  # autocast of the forward passes (fp32: none), weights in ``dtype``
 
 
 @dataclass(frozen=True)
@@ -85,20 +89,25 @@ Runner = Callable[[], object]
 
 
 def runners_for(
-    model: torch.nn.Module, supernet: SuperNetwork, masks: SubNetworkMasks, batch: dict[str, torch.Tensor]
+    model: torch.nn.Module, supernet: SuperNetwork, masks: SubNetworkMasks, batch: dict[str, torch.Tensor],
+    precision: Precision = FP32,
 ) -> dict[str, Runner]:
-    """One forward pass of the sub-network ``masks`` per way: masked, sliced, extracted."""
+    """One forward pass of the sub-network ``masks`` per way (masked, sliced, extracted), under ``precision``."""
     extracted = extract_sub_network(model, masks)
 
     def run_masked() -> object:
-        with masked(model, masks):
+        with masked(model, masks), precision.autocast():
             return model(**batch)
 
     def run_sliced() -> object:
-        with supernet.sub_network(masks):
+        with supernet.sub_network(masks), precision.autocast():
             return supernet(**batch)
 
-    return {"masked": run_masked, "sliced": run_sliced, "extracted": lambda: extracted(**batch)}
+    def run_extracted() -> object:
+        with precision.autocast():
+            return extracted(**batch)
+
+    return {"masked": run_masked, "sliced": run_sliced, "extracted": run_extracted}
 
 
 def best_seconds(
@@ -139,10 +148,11 @@ def measure(config: SpeedConfig) -> list[SpeedRow]:
     batch = {k: v.to(device) for k, v in random_batch(shape, config.batch_size, config.seq_len, config.seed).items()}
     full_macs = count_encoder_macs(shape, None, config.seq_len)
     named = [uniform_masks(shape, fraction) for fraction in config.fractions]
+    precision = Precision(check_precision(config.precision, device), device.type)
     cells = {
         (name, way): run
         for name, masks in named
-        for way, run in runners_for(model, supernet, masks, batch).items()
+        for way, run in runners_for(model, supernet, masks, batch, precision).items()
     }
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     seconds = best_seconds(cells, config.batches, config.warmup, CLOCKS[config.clock], sync)
@@ -163,7 +173,8 @@ def markdown_table(rows: Sequence[SpeedRow], config: SpeedConfig) -> str:
     for way in WAYS:
         header += [f"{way} ex/s", f"{way} time vs full"]
     lines = [
-        f"Inference on {config.device}, {config.dtype}, batch {config.batch_size}, sequence length {config.seq_len}, "
+        f"Inference on {config.device}, {config.dtype} weights, {config.precision} forward passes (autocast), "
+        f"batch {config.batch_size}, sequence length {config.seq_len}, "
         f"{torch.get_num_threads()} threads, {config.clock}-clock time, fastest of {config.batches} interleaved "
         f"rounds after {config.warmup} warm-up round(s).",
         "",
@@ -184,7 +195,7 @@ def tidy_table(rows: Sequence[SpeedRow], config: SpeedConfig) -> pd.DataFrame:
     full = next((row for row in rows if row.mac_fraction == 1.0), rows[0]).examples_per_second
     records = [
         {"model": config.model or "minilm", "device": config.device, "dtype": config.dtype,
-         "batch_size": config.batch_size, "seq_len": config.seq_len, "sub_network": row.name,
+         "precision": config.precision, "batch_size": config.batch_size, "seq_len": config.seq_len, "sub_network": row.name,
          "mac_fraction": row.mac_fraction, "way": way, "examples_per_s": row.examples_per_second[way],
          "time_vs_full": full[way] / row.examples_per_second[way]}
         for row in rows
@@ -205,6 +216,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[SpeedConfig, Path | N
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="wall-clock or process CPU time")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where to run (default: cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="weights and activations")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="autocast of the forward passes, as the commands' --precision (default fp32: none)")
     parser.add_argument("--out", type=Path, default=None, help="also write the Markdown table here")
     parser.add_argument("--csv", type=Path, default=None, help="also write the tidy table (CSV) here")
     args = parser.parse_args(argv)
@@ -222,6 +235,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[SpeedConfig, Path | N
         clock=args.clock,
         device=args.device,
         dtype=args.dtype,
+        precision=args.precision,
     )
     return config, args.out, args.csv
 

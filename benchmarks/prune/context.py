@@ -11,12 +11,13 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from benchmarks.artifacts import base_model_name, finetuned_dataset_seed, finetuned_model_dir
+from benchmarks.artifacts import base_model_name, check_model_task, finetuned_dataset_seed, finetuned_model_dir
 from benchmarks.tasks.loaders import DataSettings, make_dataloaders, subsample, task_splits
 from benchmarks.tasks.metrics import metrics_fn
 from benchmarks.tasks.registry import TaskSpec, get_task
 from search_spaces.masks import SubNetworkMasks
 from search_spaces.shape import ModelShape
+from supernet.precision import Precision
 
 DEFAULT_BUDGETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -59,6 +60,7 @@ class PruneSettings:
     no_rearrange: bool = False
     no_rescale: bool = False
     max_scale: float = 10.0
+    precision: str = "fp32"  # resolved (fp32, bf16, fp16)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "PruneSettings":
@@ -106,6 +108,7 @@ class PruneContext:
     loaders: dict[str, DataLoader]
     device: torch.device
     model_name: str  # the pre-trained model the fine-tuned one came from, for the results' model column
+    precision: Precision = Precision()
 
     @property
     def progress(self) -> bool:
@@ -162,27 +165,6 @@ def locate_finetuned(settings: PruneSettings, task: TaskSpec | None = None) -> F
     return FinetunedModel(model_dir=model_dir, task=task, dataset_seed=dataset_seed)
 
 
-def check_model_task(model_dir: Path, task: TaskSpec) -> None:
-    """Refuse a model whose classification head (label count, recorded task) does not fit ``task``."""
-    import json
-
-    from benchmarks.errors import UsageError, reading
-
-    config = reading(model_dir / "config.json", lambda path: json.loads(path.read_text()), "model config")
-    labels = config.get("num_labels") or len(config.get("id2label") or {}) or None
-    if labels is not None and int(labels) != task.num_labels:
-        raise UsageError(f"{model_dir} has a head for {labels} label(s) but task {task.name!r} has {task.num_labels}; "
-                         "pass the model fine-tuned on this task, or the task it was fine-tuned on")
-    for folder in (model_dir, model_dir.parent):
-        metrics = folder / "metrics.json"
-        if metrics.is_file():
-            recorded = reading(metrics, lambda path: json.loads(path.read_text()), "metrics file").get("task")
-            if recorded and recorded != task.name:
-                raise UsageError(f"{model_dir} was fine-tuned on task {recorded!r}, not {task.name!r}; pass "
-                                 f"--task {recorded} or a model fine-tuned on {task.name!r}")
-            break
-
-
 def prepare(settings: PruneSettings, extra_splits: tuple[str, ...] = (),
             finetuned: FinetunedModel | None = None) -> PruneContext:
     """Load the fine-tuned model, its tokenizer, the task's splits and loaders (validation, test, ``extra_splits``)."""
@@ -210,11 +192,12 @@ def prepare(settings: PruneSettings, extra_splits: tuple[str, ...] = (),
     }
     return PruneContext(settings=settings, dataset_seed=dataset_seed, task=task, model=model, tokenizer=tokenizer,
                         shape=model_shape(model), loaders=loaders, device=device,
-                        model_name=base_model_name(settings.finetuned, model_dir))
+                        model_name=base_model_name(settings.finetuned, model_dir),
+                        precision=Precision(settings.precision, device.type))
 
 
 def evaluate_scores(ctx: PruneContext, model: PreTrainedModel, split: str) -> dict[str, float]:
     """Every task metric of ``model`` on a split, with ``main`` and ``error`` (1 - main metric)."""
     from supernet.evaluation import evaluate
 
-    return dict(evaluate(model, ctx.loaders[split], metrics_fn=metrics_fn(ctx.task)).metrics)
+    return dict(evaluate(model, ctx.loaders[split], metrics_fn=metrics_fn(ctx.task), precision=ctx.precision).metrics)

@@ -62,7 +62,7 @@ def fine_tune(ctx: PruneContext, model: PreTrainedModel) -> tuple[list[dict[str,
 
     config = TrainerConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                            weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, seed=args.seed,
-                           device=str(ctx.device), progress=ctx.progress)
+                           device=str(ctx.device), progress=ctx.progress, precision=ctx.precision.name)
     history = fine_tune_model(FixedNetwork(model, ctx.shape), ctx.loaders["train"], config, BestEpoch(errors, on_best=keep))
     model.load_state_dict(best_state)
     model.eval()
@@ -75,7 +75,8 @@ def head_prune_candidates(ctx: PruneContext) -> Iterator[Candidate]:
     from supernet.extract import extract_sub_network
 
     config = HeadPruneConfig(step_fraction=ctx.settings.step_fraction)
-    steps = head_pruning_steps(ctx.model, ctx.loaders["validation"], config, progress=ctx.progress)
+    steps = head_pruning_steps(ctx.model, ctx.loaders["validation"], config, progress=ctx.progress,
+                               precision=ctx.precision)
     total_heads = ctx.shape.num_layers * ctx.shape.num_heads
     num_steps = math.ceil((total_heads - 1) / config.heads_per_step(total_heads))
     for step in tqdm(steps, desc="head pruning", total=num_steps + 1, disable=not ctx.progress, dynamic_ncols=True):
@@ -98,7 +99,7 @@ def rfp_candidates(ctx: PruneContext) -> Iterator[Candidate]:
                        teacher=args.teacher, max_scale=args.max_scale, progress=ctx.progress)
     sample = ctx.loaders["sample"]
     started = time.perf_counter()
-    grads = fisher_gradients(ctx.model, sample, progress=ctx.progress)
+    grads = fisher_gradients(ctx.model, sample, progress=ctx.progress, precision=ctx.precision)
     gradient_seconds = time.perf_counter() - started
     budgets = tqdm(sorted(args.budgets), desc="retraining-free pruning", disable=not ctx.progress, dynamic_ncols=True)
     for budget in budgets:

@@ -46,7 +46,8 @@ class ResultsWriter:
             run_id=self.run_id, kind=KIND, method=args.method, task=ctx.task.name, model=ctx.model_name,
             seed=args.seed, config=candidate.masks.to_dict(), valid_error=valid, test_error=test,
             runtime_s=time.perf_counter() - self.started, size_objective=args.size_objective,
-            epoch=candidate.epoch, valid_metrics=valid_metrics, test_metrics=test_metrics, **cost.as_row_fields(),
+            epoch=candidate.epoch, valid_metrics=valid_metrics, test_metrics=test_metrics,
+            precision=ctx.precision.name, **cost.as_row_fields(),
         )
         self.rows.append(row)
         index = len(self.rows) - 1

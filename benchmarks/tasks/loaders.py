@@ -38,13 +38,17 @@ class DataSettings:
     max_length: int = DEFAULT_MAX_LENGTH
     batch_size: int = 16
     eval_batch_size: int = 32
+    group_by_length: bool = False
 
     def identity(self) -> dict[str, Any]:
-        """The settings that decide which examples are read (a resumed run must keep them)."""
-        return {"dataset_seed": self.dataset_seed,
-                "data_dir": str(Path(self.data_dir).resolve()) if self.data_dir else None,
-                "max_train_samples": self.max_train_samples, "max_valid_samples": self.max_valid_samples,
-                "max_length": self.max_length}
+        """The settings that decide which examples are read, and in which batches (a resumed run must keep them)."""
+        identity = {"dataset_seed": self.dataset_seed,
+                    "data_dir": str(Path(self.data_dir).resolve()) if self.data_dir else None,
+                    "max_train_samples": self.max_train_samples, "max_valid_samples": self.max_valid_samples,
+                    "max_length": self.max_length}
+        if self.group_by_length:  # recorded only when on, so checkpoints from before the option still resume
+            identity["group_by_length"] = True
+        return identity
 
 # ----------------------------------------------------------------------------------------------------- splits
 
@@ -152,6 +156,62 @@ def tokenize_split(
     return TokenizedSplit(columns, list(dataset[LABEL]))
 
 
+def example_lengths(split: TokenizedSplit) -> np.ndarray:
+    """Tokens of every example (for multiple choice, of its longest choice): what padding a batch pads to."""
+    ids = split.columns["input_ids"]
+    if ids and ids[0] and isinstance(ids[0][0], list):
+        return np.array([max(len(choice) for choice in example) for example in ids], dtype=np.int64)
+    return np.array([len(example) for example in ids], dtype=np.int64)
+
+
+class LengthSortedSampler(torch.utils.data.Sampler[int]):
+    """Evaluation order by decreasing length, so each batch pads to about its own examples' length.
+
+    ``order`` is the permutation it yields; :func:`supernet.evaluation.evaluate` uses it to return predictions
+    in the dataset's order. Metrics over a split do not depend on the order (up to float summation noise).
+    """
+
+    def __init__(self, lengths: np.ndarray) -> None:
+        self.order = np.argsort(-np.asarray(lengths), kind="stable")
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self):
+        return iter(self.order.tolist())
+
+
+# Examples per "mega-batch" (in batches) that are sorted by length before they are cut into batches.
+LENGTH_GROUP_BATCHES = 50
+
+
+class LengthGroupedSampler(torch.utils.data.Sampler[int]):
+    """A shuffled training order whose batches hold examples of similar length (less padding, less compute).
+
+    Every epoch: a random permutation (from ``generator``, so it checkpoints and resumes like a shuffled loader),
+    cut into groups of ``LENGTH_GROUP_BATCHES`` batches, each group sorted by decreasing length. Batches stay
+    random in which examples they hold across groups, but the examples within one batch have similar lengths,
+    as with the ``group_by_length`` option of transformers' Trainer.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, generator: torch.Generator) -> None:
+        self.lengths = torch.as_tensor(np.asarray(lengths))
+        self.group = max(1, batch_size * LENGTH_GROUP_BATCHES)
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        permutation = torch.randperm(len(self.lengths), generator=self.generator)
+        order: list[int] = []
+        for start in range(0, len(permutation), self.group):
+            chunk = permutation[start:start + self.group]
+            chunk = chunk[torch.argsort(-self.lengths[chunk], stable=True)]
+            order.extend(chunk.tolist())
+        return iter(order)
+
+
 Collator = Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]
 
 
@@ -173,23 +233,33 @@ def make_dataloaders(
     max_length: int = DEFAULT_MAX_LENGTH,
     seed: int = 0,
     shuffle_train: bool = True,
+    group_by_length: bool = False,
+    sort_eval_by_length: bool = True,
 ) -> dict[str, DataLoader]:
     """One DataLoader per split, each tokenised once and padded per batch.
 
     The ``train`` loader shuffles (unless ``shuffle_train=False``) with a ``torch.Generator`` seeded by
-    ``seed``: every epoch sees a new order, and a rerun with the same seed sees the same orders.
+    ``seed``: every epoch sees a new order, and a rerun with the same seed sees the same orders; with
+    ``group_by_length`` each batch holds examples of similar length (:class:`LengthGroupedSampler`).
+    Validation and test batches are ordered by length (:class:`LengthSortedSampler`): less padding, the same
+    metrics (``sort_eval_by_length=False`` keeps the dataset's order, as before this existed).
     """
     collator = make_collator(spec, tokenizer)
     loaders = {}
     for split, dataset in splits.items():
-        shuffle = split == "train" and shuffle_train
-        loaders[split] = DataLoader(
-            tokenize_split(spec, dataset, tokenizer, max_length),
-            batch_size=batch_size if split == "train" else eval_batch_size or batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(seed) if shuffle else None,
-            collate_fn=collator,
-        )
+        tokenized = tokenize_split(spec, dataset, tokenizer, max_length)
+        if split != "train":
+            sampler = LengthSortedSampler(example_lengths(tokenized)) if sort_eval_by_length else None
+            loaders[split] = DataLoader(tokenized, batch_size=eval_batch_size or batch_size, sampler=sampler,
+                                        collate_fn=collator)
+        elif shuffle_train and group_by_length:
+            sampler = LengthGroupedSampler(example_lengths(tokenized), batch_size, torch.Generator().manual_seed(seed))
+            loaders[split] = DataLoader(tokenized, batch_size=batch_size, sampler=sampler, collate_fn=collator)
+        else:
+            loaders[split] = DataLoader(
+                tokenized, batch_size=batch_size, shuffle=shuffle_train,
+                generator=torch.Generator().manual_seed(seed) if shuffle_train else None, collate_fn=collator,
+            )
     return loaders
 
 
@@ -212,4 +282,5 @@ def task_loaders(
     """Loaders of the chosen splits as ``data`` describes them; ``seed`` orders the training batches."""
     chosen = {split: dataset for split, dataset in task_splits(spec, data).items() if split in splits}
     return make_dataloaders(spec, chosen, tokenizer, batch_size=data.batch_size,
-                            eval_batch_size=data.eval_batch_size, max_length=data.max_length, seed=seed)
+                            eval_batch_size=data.eval_batch_size, max_length=data.max_length, seed=seed,
+                            group_by_length=data.group_by_length)

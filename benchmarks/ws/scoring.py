@@ -12,6 +12,7 @@ from benchmarks.artifacts import SuperNetSource, supernet_task
 from benchmarks.objectives import CostFields, config_cost
 from search_spaces import SearchSpace
 from supernet.model import SuperNetwork
+from supernet.precision import Precision
 
 
 @dataclass
@@ -29,6 +30,7 @@ class SubNetworkScorer:
     metrics_fn: Callable[..., Mapping[str, float]]
     seq_len: int
     size_objective: str
+    precision: Precision = Precision()
     _costs: dict[str, CostFields] = field(default_factory=dict, repr=False)
     _scores: dict[tuple[str, bytes], dict[str, float]] = field(default_factory=dict, repr=False)
 
@@ -40,7 +42,8 @@ class SubNetworkScorer:
         masks = self.space.to_masks(config)
         key = (split, masks.heads.numpy().tobytes() + masks.units.numpy().tobytes())
         if key not in self._scores:
-            result = evaluate(self.supernet, self.loaders[split], masks=masks, metrics_fn=self.metrics_fn)
+            result = evaluate(self.supernet, self.loaders[split], masks=masks, metrics_fn=self.metrics_fn,
+                              precision=self.precision)
             self._scores[key] = {name: float(value) for name, value in result.metrics.items()}
         return dict(self._scores[key])
 
@@ -74,9 +77,11 @@ class ScorerSpec:
     batch_size: int
     seq_len: int
     size_objective: str
+    precision: str = "fp32"  # resolved: fp32, bf16 or fp16
 
     def scoring(self) -> dict[str, Any]:
-        """What decides a sub-network's recorded errors and size (device and batch size do not)."""
+        """What decides a sub-network's recorded errors and size (device and batch size do not; the precision
+        does, a little)."""
         return {key: value for key, value in asdict(self).items() if key not in ("device", "batch_size")}
 
     def build(self, source: SuperNetSource | None = None) -> SubNetworkScorer:
@@ -92,5 +97,6 @@ class ScorerSpec:
                             batch_size=self.batch_size, eval_batch_size=self.batch_size)
         loaders = task_loaders(task, source.tokenizer, data, splits=("validation", "test"))
         space = get_search_space(self.search_space, source.shape)
+        device = next(source.model.parameters()).device
         return SubNetworkScorer(SuperNetwork(source.model), space, loaders, metrics_fn(task), seq_len=self.seq_len,
-                                size_objective=self.size_objective)
+                                size_objective=self.size_objective, precision=Precision(self.precision, device.type))

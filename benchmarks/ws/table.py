@@ -36,13 +36,15 @@ class RunIdentity:
     model: str
     seed: int
     size_objective: str
+    precision: str = ""
 
     def row(self, evaluation: Evaluation, cost: CostFields, test_error: float = math.nan) -> ResultRow:
         return ResultRow(
             run_id=self.run_id, kind=KIND, method=self.searcher, searcher=self.searcher,
             search_space=self.search_space, strategy=self.strategy, task=self.task, model=self.model,
             seed=self.seed, config=evaluation.config, valid_error=evaluation.valid_error, test_error=test_error,
-            runtime_s=evaluation.runtime_s, size_objective=self.size_objective, **cost.as_row_fields(),
+            runtime_s=evaluation.runtime_s, size_objective=self.size_objective, precision=self.precision,
+            **cost.as_row_fields(),
         )
 
 

@@ -52,11 +52,13 @@ class SubNetworkValidation(TrainerCallback):
 def score_sub_networks(
     supernet: SuperNetwork, setup: Setup, sub_networks: Mapping[str, SubNetworkMasks | None], split: str
 ) -> dict[str, float]:
-    """``{prefix}_{name}_{metric}`` for every sub-network, ``prefix`` being ``valid`` or ``test``."""
+    """``{prefix}_{name}_{metric}`` for every sub-network, ``prefix`` being ``valid`` or ``test``, scored in the run's
+    precision."""
     prefix = "valid" if split == "validation" else split
     record: dict[str, float] = {}
     for name, masks in sub_networks.items():
-        result = evaluate(supernet, setup.loaders[split], masks=masks, metrics_fn=metrics_fn(setup.task))
+        result = evaluate(supernet, setup.loaders[split], masks=masks, metrics_fn=metrics_fn(setup.task),
+                          precision=setup.precision)
         record.update(prefixed(f"{prefix}_{name}", result))
     return record
 

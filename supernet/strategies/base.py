@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from search_spaces.masks import SubNetworkMasks
+from supernet.precision import FP32, Precision
 from supernet.strategies.losses import distillation_loss, is_regression, task_loss
+from supernet.teacher import Teacher
 
 
 @dataclass(frozen=True)
@@ -45,34 +47,47 @@ class Strategy(ABC):
         step: int,
         total_steps: int,
         rng: np.random.Generator,
+        precision: Precision = FP32,
+        scaler: torch.amp.GradScaler | None = None,
+        teacher: Teacher | None = None,
     ) -> float:
         """Run every pass of this step, calling ``backward`` after each (gradients add up); return the summed loss.
 
         The caller zeroes gradients before and takes one optimiser step after. A distilled pass learns from
         the detached logits of the step's latest full-network pass. The full network is active afterwards.
+        Each forward pass runs under ``precision``'s autocast; losses are computed in float32 outside it, and
+        ``backward`` runs outside it too (on the loss scaled by ``scaler``, for float16).
+
+        With a frozen ``teacher`` every pass, the full network's too, learns from the teacher's logits beside the
+        labels (at the teacher's temperature), instead of from the labels alone or from the full network.
         """
         passes = self.passes(step, total_steps, rng)
         labels = batch["labels"]
         inputs = {key: value for key, value in batch.items() if key != "labels"}
         regression = is_regression(supernet.model.config, supernet.shape.head)
-        teacher: torch.Tensor | None = None
+        fixed = teacher.logits(inputs, precision) if teacher is not None else None
+        teacher_logits: torch.Tensor | None = None
         total = 0.0
         try:
             for current in passes:
                 supernet.set_sub_network(current.masks)
-                logits = supernet(**inputs).logits
-                if current.distill:
-                    if teacher is None:
+                with precision.autocast():
+                    logits = supernet(**inputs).logits
+                logits = logits.float()
+                if fixed is not None:
+                    loss = distillation_loss(logits, fixed, labels, teacher.temperature, regression)
+                elif current.distill:
+                    if teacher_logits is None:
                         raise RuntimeError(f"strategy {self.name!r} distils before any full-network pass")
-                    loss = distillation_loss(logits, teacher, labels, self.distill_temperature, regression)
+                    loss = distillation_loss(logits, teacher_logits, labels, self.distill_temperature, regression)
                 else:
                     loss = task_loss(logits, labels, regression)
                 if current.masks is not None:
                     loss = loss * self.sub_network_weight
-                loss.backward()
+                (scaler.scale(loss) if scaler is not None else loss).backward()
                 total += float(loss.detach())
                 if current.masks is None:
-                    teacher = logits.detach()
+                    teacher_logits = logits.detach()
         finally:
             supernet.set_sub_network(None)
         return total

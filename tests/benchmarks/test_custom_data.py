@@ -175,7 +175,7 @@ def test_demo_on_your_own_data(tiny_bert_dir, data, tmp_path):
     assert run_command(["demo", "--model", str(tiny_bert_dir), "--train-file", str(data / "train.csv"),
                         "--test-file", str(data / "test.csv"), "--text-columns", "review", "--label-column",
                         "verdict", "--output-dir", str(out), "--max-train-samples", "24", "--max-valid-samples",
-                        "16", "--num-samples", "3", "--latency-examples", "8", "--threads", "1", "--device", "cpu",
+                        "16", "--num-samples", "3", "--threads", "1", "--device", "cpu",
                         "--no-progress"]) == 0
     assert len(pd.read_csv(out / "search" / "results.csv")) == 3
     assert len(pd.read_csv(out / "models" / "latency.csv")) >= 1

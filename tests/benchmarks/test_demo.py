@@ -18,7 +18,7 @@ def test_demo_end_to_end_on_tiny_model(tiny_bert_dir, glue_dir, tmp_path):
     assert main([
         "demo", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
         str(out), "--max-train-samples", "32", "--max-valid-samples", "32", "--num-samples", "6",
-        "--latency-examples", "16", "--threads", "1", "--device", "cpu", "--no-progress",
+        "--threads", "1", "--device", "cpu", "--precision", "bf16", "--no-progress",
     ]) == 0
     results = pd.read_csv(out / "search" / "results.csv")
     assert len(results) == 6 and results["pareto"].any()
@@ -30,7 +30,12 @@ def test_demo_end_to_end_on_tiny_model(tiny_bert_dir, glue_dir, tmp_path):
     by_name = {m["name"]: m for m in exported}
     for row in latency.itertuples():
         assert row.params == by_name[row.name]["params"]
-        assert row.examples_per_s > 0
+        assert row.measured_latency_ms > 0 and row.measured_latency_fraction > 0
+    setting = json.loads((out / "models" / "export.json").read_text())["latency_setting"]
+    assert setting["precision"] == "bf16" and setting["batch_size"] == 1 and setting["full_network_ms"] > 0
+    # every stage ran in the precision asked for, and says so
+    assert json.loads((out / "train" / "metrics.json").read_text())["precision"] == "bf16"
+    assert set(results["precision"]) == {"bf16"}
     report = (out / "report" / "report.md").read_text()
     assert "rte" in report and "## Extracted models" in report
     assert "Extracted models" in (out / "report" / "report.html").read_text()

@@ -95,14 +95,19 @@ def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     assert experiments.run(_args(tmp_path)) == 1
     assert [c[0] for c in calls] == ["train-supernet", "search", "nas"]
     # the grid's root says what the grid is (the whole grid's manifest, not the restricted one), for the report
-    assert json.loads((tmp_path / MANIFEST_FILE).read_text()) == json.loads(json.dumps(manifest(CPU_GRID)))
+    # and the one precision every step ran in (here --precision auto, decided for this machine)
+    recorded = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    assert recorded == {**json.loads(json.dumps(manifest(CPU_GRID))), "precision": recorded["precision"]}
+    assert recorded["precision"] in ("fp32", "bf16")
+    assert all(call[call.index("--precision") + 1] == recorded["precision"] for call in calls)
     steps = _steps(tmp_path)
     assert [s.done for s in steps] == [True, True, False]
     # a rerun only runs the unfinished step, and continues it (standard NAS resumes on both backends)
     calls.clear()
     fail_on.clear()
     assert experiments.run(_args(tmp_path)) == 0
-    assert calls == [[*steps[2].command, "--resume", "--no-progress"]] and steps[2].done
+    precision = ["--precision", recorded["precision"]]
+    assert calls == [[*steps[2].command, *precision, "--resume", "--no-progress"]] and steps[2].done
     # a non-resumable step restarts from an empty folder
     fresh = replace(steps[2], resumable=False, output_dir=tmp_path / "fresh")
     (fresh.output_dir / "stale.txt").parent.mkdir()
@@ -114,7 +119,7 @@ def test_runner_skips_done_steps_and_resumes_unfinished(tmp_path, monkeypatch):
     (steps[1].output_dir / DONE_MARKER).unlink()
     calls.clear()
     assert experiments.run(_args(tmp_path)) == 0
-    assert calls == [[*steps[1].command, "--resume", "--no-progress"]]
+    assert calls == [[*steps[1].command, *precision, "--resume", "--no-progress"]]
 
 
 _HOLD_LOCK = """

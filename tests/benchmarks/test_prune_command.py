@@ -102,6 +102,7 @@ def test_prune_rows_hold_every_mrpc_metric_of_their_saved_models(finetuned_dir, 
     from supernet.evaluation import evaluate
     from supernet.extract import load_extracted
     from supernet.loading import load_tokenizer
+    from supernet.precision import Precision, resolve_precision
 
     task = get_task("mrpc")
     frame, details = run_prune("head-prune", finetuned_dir, glue_dir, tmp_path, "--step-fraction", "0.5",
@@ -111,9 +112,11 @@ def test_prune_rows_hold_every_mrpc_metric_of_their_saved_models(finetuned_dir, 
                                             max_test_samples=24))
     loaders = make_dataloaders(task, {split: splits[split] for split in ("validation", "test")},
                                load_tokenizer(str(finetuned_dir / "best_model")), batch_size=32)
+    assert set(frame["precision"]) == {resolve_precision("auto", "cpu").name}  # the default, as each row says
     for (_, row), entry in zip(frame.iterrows(), details["rows"]):
         model = load_extracted(entry["model_dir"], device="cpu")
-        scores = {split: evaluate(model, loaders[split], metrics_fn=metrics_fn(task)).metrics
+        precision = Precision(row["precision"])
+        scores = {split: evaluate(model, loaders[split], metrics_fn=metrics_fn(task), precision=precision).metrics
                   for split in ("validation", "test")}
         assert json.loads(row["valid_metrics"]) == task_metrics(scores["validation"])
         assert json.loads(row["test_metrics"]) == task_metrics(scores["test"])
@@ -128,6 +131,7 @@ def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_di
     from supernet.evaluation import evaluate
     from supernet.extract import load_extracted
     from supernet.loading import load_tokenizer
+    from supernet.precision import Precision
 
     frame, details = run_prune("rfp", finetuned_dir, glue_dir, tmp_path, "--budgets", "0.5", "0.8",
                                "--num-samples", "32", "--save-models")
@@ -141,7 +145,8 @@ def test_prune_rfp_end_to_end_and_saved_models_reproduce_their_rows(finetuned_di
     loader = make_dataloaders(get_task("rte"), {"validation": splits["validation"]}, tokenizer, batch_size=32)["validation"]
     for (_, row), entry in zip(frame.iterrows(), details["rows"]):
         model = load_extracted(entry["model_dir"], device="cpu")
-        error = evaluate(model, loader, metrics_fn=metrics_fn(get_task("rte"))).metrics["error"]
+        error = evaluate(model, loader, metrics_fn=metrics_fn(get_task("rte")),
+                         precision=Precision(row["precision"])).metrics["error"]
         assert error == pytest.approx(row["valid_error"])
     from plotting.relative import relative_performance
 

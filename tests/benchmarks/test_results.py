@@ -88,7 +88,7 @@ def _row(**fields):
 def test_metrics_columns_round_trip_and_are_empty_where_not_measured(tmp_path):
     from benchmarks.results import COLUMNS, parse_metrics, read_results, rows_to_frame, task_metrics, write_atomic
 
-    assert COLUMNS[-2:] == ("valid_metrics", "test_metrics")
+    assert COLUMNS[-3:] == ("valid_metrics", "test_metrics", "precision")
     scores = {"f1": 0.8345679012345679, "accuracy": 0.7401960784313726, "main": 0.8345679012345679,
               "error": 0.16543209876543208}
     assert task_metrics(scores) == {"f1": 0.8345679012345679, "accuracy": 0.7401960784313726}

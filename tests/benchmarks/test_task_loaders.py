@@ -39,10 +39,72 @@ def test_dataloaders_dynamic_padding(glue_dir, tokenizer):
         assert (batch["input_ids"][padding] == tokenizer.pad_token_id).all()
         lengths.append(longest)
     assert min(lengths) < 128 and max(lengths) == 128  # long RTE premises are truncated to 128
+    assert lengths == sorted(lengths, reverse=True)  # evaluation batches go longest first
+    order = loaders["test"].sampler.order
     first = test_batches[0]
-    expected = tokenizer(splits["test"][0]["sentence1"], splits["test"][0]["sentence2"])["input_ids"]
-    assert first["input_ids"][0, : len(expected)].tolist() == expected
-    assert first["labels"].tolist() == list(splits["test"]["label"])[:8]
+    expected = tokenizer(splits["test"][int(order[0])]["sentence1"], splits["test"][int(order[0])]["sentence2"],
+                         truncation=True, max_length=128)
+    assert first["input_ids"][0, : len(expected["input_ids"])].tolist() == expected["input_ids"]
+    assert first["labels"].tolist() == [list(splits["test"]["label"])[int(i)] for i in order[:8]]
+    # in the dataset's order when asked: the first batch holds the first examples
+    unsorted = next(iter(make_dataloaders(get_task("rte"), splits, tokenizer, batch_size=32, eval_batch_size=8,
+                                          sort_eval_by_length=False)["test"]))
+    assert unsorted["labels"].tolist() == list(splits["test"]["label"])[:8]
+
+
+def test_length_sorted_evaluation_pads_less_and_scores_the_same(glue_dir, tokenizer, tiny_bert_dir):
+    """Sorting evaluation batches by length changes the padding, not the metrics (up to float summation noise), and
+    predictions come back in the dataset's order."""
+    from benchmarks.tasks.metrics import metrics_fn
+    from supernet.evaluation import evaluate
+    from supernet.loading import load_model
+    from supernet.precision import Precision
+
+    task = get_task("rte")
+    splits = load_splits(task, glue_dir, seed=0, max_valid_samples=96)
+    splits = datasets.DatasetDict(validation=splits["validation"])
+    model = load_model(str(tiny_bert_dir), num_labels=2).eval()
+    for precision in (Precision("fp32"), Precision("bf16")):
+        scored = {}
+        for sort in (True, False):
+            loader = make_dataloaders(task, splits, tokenizer, batch_size=16, sort_eval_by_length=sort)["validation"]
+            tokens = sum(int(batch["input_ids"].numel()) for batch in loader)
+            scored[sort] = (evaluate(model, loader, metrics_fn=metrics_fn(task), precision=precision), tokens)
+        (sorted_result, sorted_tokens), (plain_result, plain_tokens) = scored[True], scored[False]
+        assert sorted_tokens < 0.8 * plain_tokens  # much less padding
+        assert (sorted_result.labels == plain_result.labels).all()
+        assert (sorted_result.predictions == plain_result.predictions).all()
+        tolerance = 1e-5 if precision.name == "fp32" else 5e-2
+        assert abs(sorted_result.logits - plain_result.logits).max() < tolerance
+        for name, value in plain_result.metrics.items():
+            assert sorted_result.metrics[name] == pytest.approx(value, abs=1e-9)
+
+
+def test_length_grouped_training_batches_are_shuffled_seeded_and_pad_less(glue_dir, tokenizer):
+    from benchmarks.tasks.loaders import LENGTH_GROUP_BATCHES, LengthGroupedSampler, example_lengths
+
+    splits = datasets.DatasetDict(train=load_splits(get_task("rte"), glue_dir, seed=0, max_train_samples=400)["train"])
+
+    def epochs(group: bool, seed: int = 1, batch_size: int = 4) -> list[list[list[int]]]:
+        loader = make_dataloaders(get_task("rte"), splits, tokenizer, batch_size=batch_size, seed=seed,
+                                  group_by_length=group)["train"]
+        return [[batch["attention_mask"].sum(1).tolist() for batch in loader] for _ in range(2)]
+
+    grouped, plain = epochs(True), epochs(False)
+    assert grouped == epochs(True) and grouped != epochs(True, seed=2)  # seeded
+    assert grouped[0] != grouped[1]  # a new order every epoch
+    lengths = sorted(example_lengths(make_dataloaders(get_task("rte"), splits, tokenizer, batch_size=4)["train"]
+                                     .dataset).tolist())
+    for epoch in grouped:
+        assert sorted(length for batch in epoch for length in batch) == lengths  # every example once
+    padded = {name: sum(max(batch) * len(batch) for batch in run[0]) for name, run in (("grouped", grouped),
+                                                                                       ("plain", plain))}
+    assert padded["grouped"] < 0.8 * padded["plain"]
+    # one group holds LENGTH_GROUP_BATCHES batches; here the 400 examples are 2 groups, each sorted longest first
+    sampler = LengthGroupedSampler(torch.tensor([1, 2, 3]).numpy(), 1, torch.Generator().manual_seed(0))
+    assert sorted(sampler) == [0, 1, 2] and len(sampler) == 3 and LENGTH_GROUP_BATCHES * 4 == 200
+    first_group = [length for batch in grouped[0][:LENGTH_GROUP_BATCHES] for length in batch]
+    assert first_group == sorted(first_group, reverse=True)
 
 
 def test_train_loader_shuffles_with_seed(glue_dir, tokenizer):
@@ -66,7 +128,8 @@ def test_regression_labels_and_no_token_type_ids(glue_dir, tokenizer):
     test = load_official_splits(get_task("stsb"), glue_dir)["test"].select(range(10))
     no_types = copy.deepcopy(tokenizer)
     no_types.model_input_names = ["input_ids", "attention_mask"]
-    batch = next(iter(make_dataloaders(get_task("stsb"), {"test": test}, no_types, batch_size=4)["test"]))
+    batch = next(iter(make_dataloaders(get_task("stsb"), {"test": test}, no_types, batch_size=4,
+                                       sort_eval_by_length=False)["test"]))
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     assert batch["labels"].dtype == torch.float32
     assert batch["labels"].tolist() == pytest.approx([5.0, 4.75, 5.0, 2.4])
@@ -89,8 +152,9 @@ def test_multiple_choice_batches(tokenizer):
     batch = next(iter(make_dataloaders(swag, {"test": dataset}, tokenizer, batch_size=2)["test"]))
     longest = max(len(ids) for example in tokenized.columns["input_ids"] for ids in example)
     assert batch["input_ids"].shape == (2, 4, longest)
-    assert batch["attention_mask"][0].sum(1).tolist() == [len(ids) for ids in tokenized[0]["input_ids"]]
-    assert batch["labels"].tolist() == [1, 3]
+    # evaluation batches go longest first (the second example has the longest choice)
+    assert batch["labels"].tolist() == [3, 1]
+    assert batch["attention_mask"][1].sum(1).tolist() == [len(ids) for ids in tokenized[0]["input_ids"]]
 
 
 def test_tokenizer_without_pad_token_is_rejected(tokenizer):

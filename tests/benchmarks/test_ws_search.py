@@ -21,6 +21,7 @@ from search_spaces import cost_of, get_search_space
 from supernet.evaluation import evaluate
 from supernet.loading import load_model, load_tokenizer
 from supernet.model import SuperNetwork
+from supernet.precision import resolve_precision
 
 from conftest import train_tiny_supernet
 
@@ -52,9 +53,12 @@ def direct(supernet_dir, glue_dir):
     splits = {"validation": splits["validation"], "test": subsample(splits["test"], 48, 3)}
     loaders = make_dataloaders(get_task("rte"), splits, load_tokenizer(str(folder)), batch_size=32)
 
+    # the search's default precision (auto) on this machine, which every row records
+    precision = resolve_precision("auto", "cpu")
+
     def scores(config: dict, split: str) -> dict:
         result = evaluate(supernet, loaders[split], masks=space.to_masks(config),
-                          metrics_fn=functools.partial(compute_metrics, get_task("rte")))
+                          metrics_fn=functools.partial(compute_metrics, get_task("rte")), precision=precision)
         return result.metrics
 
     def error(config: dict, split: str) -> float:
@@ -62,6 +66,7 @@ def direct(supernet_dir, glue_dir):
 
     error.space = space
     error.scores = scores
+    error.precision = precision
     return error
 
 
@@ -76,6 +81,7 @@ def test_search_writes_distinct_rows_with_correct_pareto_test_errors(supernet_di
     assert configs[:3] == [space.largest(), space.smallest(), space.midpoint()]
     assert set(frame["kind"]) == {"weight-sharing"} and set(frame["strategy"]) == {"sandwich"}
     assert set(frame["size_objective"]) == {"mac_fraction"} and frame["epoch"].isna().all()
+    assert set(frame["precision"]) == {direct.precision.name}
     assert frame["runtime_s"].is_monotonic_increasing
     for row, config in zip(frame.itertuples(), configs):
         assert row.mac_fraction == pytest.approx(cost_of(space.shape, space.to_masks(config)).mac_fraction)

@@ -306,3 +306,33 @@ def test_sub_network_loss_weight_scales_sub_network_passes_only():
     assert_grads_close(half_grads, expected)
     with pytest.raises(ValueError, match="sub_network_loss_weight must be positive"):
         get_strategy("sandwich", get_search_space("small", supernet.shape), sub_network_loss_weight=0.0)
+
+
+@pytest.mark.parametrize("name", ["sandwich", "kd"])
+def test_a_frozen_teacher_is_what_every_pass_learns_from(name):
+    """With an external teacher every pass (the full network's too) is distilled from the teacher's logits, at
+    the teacher's temperature, whatever the strategy distils in place; the teacher gets no gradient."""
+    from supernet.teacher import Teacher
+
+    supernet, batch = tiny_supernet(), make_batch()
+    teacher = Teacher(tiny_supernet(dropout=0.0).model, temperature=3.0)
+    teacher.model.apply(lambda module: torch.nn.init.normal_(module.weight, std=0.3)
+                        if isinstance(module, torch.nn.Linear) else None)  # another network than the student
+    space = get_search_space("small", supernet.shape)
+    strategy = get_strategy(name, space)
+    supernet.zero_grad(set_to_none=True)
+    seen = record_passes(supernet)
+    loss = strategy.step_loss(supernet, batch, 5, 10, np.random.default_rng(SEED), teacher=teacher)
+    del supernet.forward
+    grads = gradients(supernet)
+    assert all(param.grad is None and not param.requires_grad for param in teacher.model.parameters())
+    supernet.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        target = teacher.model(**inputs_of(batch)).logits
+    total = sum(distillation_loss(logits_of(supernet, batch, masks), target, batch["labels"], 3.0, False)
+                for masks in seen)
+    total.backward()
+    assert loss == pytest.approx(total.item(), rel=1e-5)
+    assert_grads_close(grads, gradients(supernet))
+    # without the teacher the same step computes something else
+    assert run_step(name, tiny_supernet(), batch)[0] != pytest.approx(loss, rel=1e-3)

@@ -81,10 +81,10 @@ def make_trainer(checkpoint_dir, epochs: int = 2, kill_at_step: int | None = Non
     if kill_at_step is not None:
         original = chosen.step_loss
 
-        def step_loss(supernet, batch, step, total_steps, rng):
+        def step_loss(supernet, batch, step, total_steps, rng, **kwargs):
             if step == kill_at_step:
                 raise Killed
-            return original(supernet, batch, step, total_steps, rng)
+            return original(supernet, batch, step, total_steps, rng, **kwargs)
 
         chosen.step_loss = step_loss
     config = TrainerConfig(epochs=epochs, lr=3e-3, warmup_ratio=0.2, seed=0, device="cpu", progress=False)

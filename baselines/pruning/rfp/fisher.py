@@ -11,6 +11,7 @@ import torch
 from transformers import PreTrainedModel
 
 from baselines.pruning.masking import MaskGradients, mask_gradients
+from supernet.precision import FP32, Precision
 
 
 def diagonal_fisher(grads: torch.Tensor) -> torch.Tensor:
@@ -22,10 +23,12 @@ def fisher_gradients(
     model: PreTrainedModel,
     batches: Iterable[Mapping[str, torch.Tensor]],
     progress: bool = False,
+    precision: Precision = FP32,
 ) -> MaskGradients:
-    """Per-example gradients of all head and unit gates of the full model over ``batches`` (the sample)."""
+    """Per-example gradients of all head and unit gates of the full model over ``batches`` (the sample), with
+    forward passes in ``precision``."""
     return mask_gradients(model, batches, None, heads=True, units=True, progress=progress,
-                          description="Fisher gradients")
+                          description="Fisher gradients", precision=precision)
 
 
 def fisher_importance(

@@ -1,0 +1,55 @@
+"""The super-network recipe's pieces end to end on a tiny model: starting from a fine-tuned model with it as the
+frozen teacher (``train-supernet --init-from``)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.cli import main as cli
+from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+DATA = ["--task", "rte", "--max-train-samples", "32", "--max-valid-samples", "24", "--max-test-samples", "24",
+        "--threads", "1", "--no-progress", "--precision", "fp32"]
+
+
+@pytest.fixture(scope="module")
+def finetuned(tiny_bert_dir, glue_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("recipe") / "ft"
+    assert main(["finetune", "--model", str(tiny_bert_dir), "--data-dir", str(glue_dir), "--output-dir", str(out),
+                 "--epochs", "1", "--lr", "1e-3", *DATA]) == 0
+    return out
+
+
+def test_init_from_a_fine_tuned_model_starts_where_it_ended(finetuned, tiny_bert_dir, glue_dir, tmp_path):
+    """With a learning rate too small to move the weights, the super-network's full network scores exactly what
+    the fine-tuned model scored: rewiring (before the first step) permutes heads and units, not the function."""
+    out = tmp_path / "sn"
+    assert main(["train-supernet", "--data-dir", str(glue_dir), "--output-dir", str(out), "--init-from",
+                 str(finetuned), "--epochs", "1", "--lr", "1e-12", *DATA]) == 0
+    info = json.loads((out / "supernet" / "supernet.json").read_text())
+    assert info["init_from"] == str((finetuned / "best_model").resolve()) == info["teacher"]
+    assert info["model"] == str(tiny_bert_dir)  # the pre-trained model, as the fine-tuned one records it
+    assert info["teacher_temperature"] == 2.0 and info["strategy_options"]["full_warmup"] == 0.0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["rewired_at_step"] == 0
+    reference = json.loads((finetuned / "metrics.json").read_text())
+    assert 1 - metrics["test"]["test_full_error"] == pytest.approx(reference["test"]["main"], abs=1e-6)
+
+
+def test_a_fine_tuned_model_of_another_task_or_split_is_refused(finetuned, glue_dir, tmp_path, capsys):
+    common = ["train-supernet", "--data-dir", str(glue_dir), "--epochs", "1", "--max-train-samples", "32",
+              "--threads", "1", "--no-progress"]
+    assert cli([*common, "--task", "mrpc", "--output-dir", str(tmp_path / "a"), "--init-from", str(finetuned)]) == 2
+    assert "fine-tuned on task 'rte', not 'mrpc'" in capsys.readouterr().err
+    assert cli([*common, "--task", "rte", "--dataset-seed", "1", "--output-dir", str(tmp_path / "b"),
+                "--init-from", str(finetuned)]) == 2
+    assert "--dataset-seed 0" in capsys.readouterr().err
+    assert cli([*common, "--task", "rte", "--output-dir", str(tmp_path / "c"), "--init-from", str(finetuned),
+                "--teacher", str(finetuned), "--no-teacher"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert cli([*common, "--task", "rte", "--output-dir", str(tmp_path / "d"), "--init-from",
+                str(tmp_path / "nothing")]) == 2
+    assert "--init-from" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abcd")  # refused before anything was written
