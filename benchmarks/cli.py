@@ -54,6 +54,8 @@ COMMANDS: dict[str, Command] = {
     "nas": Command("benchmarks.commands.nas", "standard NAS: fine-tune each sampled sub-network (Syne Tune)"),
     "export": Command("benchmarks.commands.export", "extract chosen sub-networks of a results table as standalone models"),
     "prune": Command("benchmarks.commands.prune", "structural pruning baselines (layer dropping, head pruning, RFP)"),
+    "latency-table": Command("benchmarks.commands.latency_table",
+                             "measure a latency table: predicted latency of any sub-network, for --latency-table"),
     "report": Command("plotting.report", "hypervolume tables, ranks and figures from results files"),
     "experiments": Command("benchmarks.commands.experiments", "run a grid of experiments (paper or CPU-sized), resumable"),
     "demo": Command("benchmarks.commands.demo", "the main job: super-network, search, extraction and report on MiniLM"),

@@ -63,6 +63,18 @@ def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def precision_note(frame: pd.DataFrame) -> str:
+    """Which precision the rows were computed in (their ``precision`` column), e.g. ``bf16 (300 rows)``; rows from
+    before the column existed were computed in fp32, as every command did then."""
+    values = frame["precision"].fillna("").astype(str) if "precision" in frame.columns else pd.Series("", frame.index)
+    counts = values[values != ""].value_counts()
+    parts = [f"{name} ({count} rows)" for name, count in counts.items()]
+    unrecorded = int((values == "").sum())
+    if unrecorded:
+        parts.append(f"fp32 ({unrecorded} rows from before the precision was recorded)")
+    return "Forward passes (training and scoring) ran in " + ", ".join(parts) + "."
+
+
 def grid_references(per_root: Iterable[pd.DataFrame]) -> pd.DataFrame | None:
     """The plain fine-tuning of the grids' tasks and seeds (each grid's :func:`finetuned_references`), the paper's
     unpruned reference (None if there is none: runs are then measured against their own unpruned sub-network)."""
@@ -115,6 +127,7 @@ def write_report(
                   f"{frame['run_id'].nunique()} runs, "
                   f"{frame['task'].nunique()} task(s), {len(frame[['kind', 'method']].drop_duplicates())} method(s) "
                   "(a method is a kind and method name)."),
+        Paragraph(precision_note(frame)),
         Paragraph(f"Hypervolume: {hv_settings.describe()}. The compared rows are all rows of the task except "
                   "standard-NAS epochs that do not improve their trial's best validation error so far, so a trial "
                   "counts with its best epoch as of each time. Points beyond the reference point contribute nothing."),

@@ -289,3 +289,12 @@ def test_saved_figures_carry_no_date_so_a_rebuild_is_byte_identical(tmp_path):
     assert [p.suffix for p in first] == [".png", ".pdf"]
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_report_says_which_precision_produced_the_rows():
+    from plotting.report import precision_note
+
+    frame = pd.DataFrame({"precision": ["bf16", "bf16", "fp32", "", float("nan")]})
+    assert precision_note(frame) == ("Forward passes (training and scoring) ran in bf16 (2 rows), fp32 (1 rows), "
+                                     "fp32 (2 rows from before the precision was recorded).")
+    assert "fp32 (1 rows from before" in precision_note(pd.DataFrame({"run_id": ["a"]}))
