@@ -1,17 +1,20 @@
 """The objectives both NAS kinds minimise, (validation error, size objective), and a config's cost fields.
 
 The size objective is one of the fraction columns of the results table: ``param_fraction`` (the paper's),
-``encoder_param_fraction`` (what other pruning papers report) or ``mac_fraction`` (useful for small models
-whose embeddings dominate the parameter count, such as MiniLM). Standard NAS and weight-sharing search use
-the same functions here, so a row's cost fields never depend on who produced it.
+``encoder_param_fraction`` (what other pruning papers report), ``mac_fraction`` (useful for small models
+whose embeddings dominate the parameter count, such as MiniLM) or ``latency_fraction`` (predicted latency over the
+full model's, from a latency table measured where the model will run: :mod:`search_spaces.latency`). Standard
+NAS and weight-sharing search use the same functions here, so a row's cost fields never depend on who produced it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from benchmarks.results import SIZE_OBJECTIVES
 from search_spaces import DEFAULT_SEQ_LEN, SearchSpace, SubNetworkCost, cost_of
+from search_spaces.latency import LatencyTable
 from search_spaces.masks import SubNetworkMasks
 from search_spaces.shape import ModelShape
 
@@ -42,20 +45,28 @@ class CostFields:
     encoder_param_fraction: float
     macs: float
     mac_fraction: float
+    latency_ms: float = math.nan  # predicted, where a latency table was given
+    latency_fraction: float = math.nan
 
     @classmethod
-    def from_cost(cls, cost: SubNetworkCost) -> "CostFields":
+    def from_cost(cls, cost: SubNetworkCost, latency: tuple[float, float] | None = None) -> "CostFields":
+        ms, fraction = latency if latency is not None else (math.nan, math.nan)
         return cls(
             params=int(cost.params),
             param_fraction=float(cost.param_fraction),
             encoder_param_fraction=float(cost.encoder_param_fraction),
             macs=float(cost.macs),
             mac_fraction=float(cost.mac_fraction),
+            latency_ms=float(ms),
+            latency_fraction=float(fraction),
         )
 
     def size(self, size_objective: str) -> float:
         """The value of ``size_objective`` for this sub-network."""
-        return float(getattr(self, check_size_objective(size_objective)))
+        value = float(getattr(self, check_size_objective(size_objective)))
+        if math.isnan(value):
+            raise ValueError(f"size objective {size_objective!r} needs a latency table (--latency-table FILE)")
+        return value
 
     def as_row_fields(self) -> dict[str, Any]:
         """Keyword arguments for :class:`benchmarks.results.ResultRow`."""
@@ -65,17 +76,32 @@ class CostFields:
             "encoder_param_fraction": self.encoder_param_fraction,
             "macs": self.macs,
             "mac_fraction": self.mac_fraction,
+            "latency_ms": self.latency_ms,
+            "latency_fraction": self.latency_fraction,
         }
 
 
-def masks_cost(shape: ModelShape, masks: SubNetworkMasks, seq_len: int = DEFAULT_SEQ_LEN) -> CostFields:
-    """Cost fields of the sub-network ``masks`` (MACs for sequences of ``seq_len`` tokens)."""
-    return CostFields.from_cost(cost_of(shape, masks, seq_len=seq_len))
+def masks_cost(shape: ModelShape, masks: SubNetworkMasks, seq_len: int = DEFAULT_SEQ_LEN,
+               latency: LatencyTable | None = None) -> CostFields:
+    """Cost fields of the sub-network ``masks`` (MACs for sequences of ``seq_len`` tokens; predicted latency when a
+    ``latency`` table is given)."""
+    predicted = None
+    if latency is not None:
+        predicted = (latency.predict_ms(shape, masks), latency.latency_fraction(shape, masks))
+    return CostFields.from_cost(cost_of(shape, masks, seq_len=seq_len), predicted)
 
 
-def config_cost(space: SearchSpace, config: Mapping[str, Any], seq_len: int = DEFAULT_SEQ_LEN) -> CostFields:
+def config_cost(space: SearchSpace, config: Mapping[str, Any], seq_len: int = DEFAULT_SEQ_LEN,
+                latency: LatencyTable | None = None) -> CostFields:
     """Cost fields of the sub-network a search-space config selects."""
-    return masks_cost(space.shape, space.to_masks(config), seq_len=seq_len)
+    return masks_cost(space.shape, space.to_masks(config), seq_len=seq_len, latency=latency)
+
+
+def check_latency_objective(size_objective: str, latency_table: Any) -> None:
+    """``latency_fraction`` is predicted from a latency table: refuse it without one."""
+    if size_objective == "latency_fraction" and latency_table is None:
+        raise ValueError("--size-objective latency_fraction needs --latency-table FILE (measure one with "
+                         "plm-nas latency-table)")
 
 
 def metric_fields(prefix: str, metrics: Mapping[str, float]) -> dict[str, float]:

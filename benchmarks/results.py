@@ -48,15 +48,21 @@ COLUMNS: tuple[str, ...] = (
     "valid_metrics",  # JSON object of every task metric on the validation split ("" where not scored)
     "test_metrics",  # the same on the test split ("" where not scored)
     "precision",  # dtype of the forward passes that scored (and trained) the row: fp32, bf16, fp16 ("": unknown)
+    "latency_ms",  # predicted latency of the extracted sub-network from a latency table (empty without one)
+    "latency_fraction",  # that over the full model's predicted latency (same table)
 )
 # Columns added after the first results files were written: a file without them loads with them empty.
 METRICS_COLUMNS: tuple[str, ...] = ("valid_metrics", "test_metrics")
-OPTIONAL_COLUMNS: tuple[str, ...] = (*METRICS_COLUMNS, "precision")
+TEXT_OPTIONAL_COLUMNS: tuple[str, ...] = (*METRICS_COLUMNS, "precision")
+NUMBER_OPTIONAL_COLUMNS: tuple[str, ...] = ("latency_ms", "latency_fraction")
+OPTIONAL_COLUMNS: tuple[str, ...] = (*TEXT_OPTIONAL_COLUMNS, *NUMBER_OPTIONAL_COLUMNS)
 # Entries of a task's scores derived from its metrics (``benchmarks.tasks.metrics.compute_metrics``), not metrics.
 DERIVED_SCORES: tuple[str, ...] = ("main", "error")
 
 KINDS = ("standard", "weight-sharing", "baseline")
-SIZE_OBJECTIVES = ("param_fraction", "encoder_param_fraction", "mac_fraction")
+SIZE_OBJECTIVES = ("param_fraction", "encoder_param_fraction", "mac_fraction", "latency_fraction")
+# Size objectives every row has; latency_fraction needs a latency table (search_spaces.latency).
+COUNTED_SIZE_OBJECTIVES = ("param_fraction", "encoder_param_fraction", "mac_fraction")
 
 
 @dataclass
@@ -87,6 +93,8 @@ class ResultRow:
     valid_metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
     precision: str = ""
+    latency_ms: float = float("nan")
+    latency_fraction: float = float("nan")
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -96,7 +104,8 @@ class ResultRow:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickle, also a row pickled before the metrics or precision fields (e.g. in a Ray experiment's state)."""
-        self.__dict__.update({"valid_metrics": {}, "test_metrics": {}, "precision": "", **state})
+        self.__dict__.update({"valid_metrics": {}, "test_metrics": {}, "precision": "", "latency_ms": float("nan"),
+                              "latency_fraction": float("nan"), **state})
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -146,7 +155,7 @@ def pareto_mask(errors: Iterable[float], sizes: Iterable[float]) -> list[bool]:
 def rows_to_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
     records = [r.to_record() if isinstance(r, ResultRow) else r for r in rows]
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    for column in OPTIONAL_COLUMNS:
+    for column in TEXT_OPTIONAL_COLUMNS:
         frame[column] = frame[column].fillna("")
     return frame
 
@@ -199,19 +208,23 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
         else:
             frame = pd.read_csv(path, keep_default_na=True,
                                 dtype={"strategy": str, "searcher": str, "search_space": str,
-                                       **{column: str for column in OPTIONAL_COLUMNS}})
+                                       **{column: str for column in TEXT_OPTIONAL_COLUMNS}})
     except Exception as err:  # noqa: BLE001 - pandas' parser and Unicode errors name no file
         message = " ".join(str(err).split()) or type(err).__name__
         raise ValueError(f"cannot read the results table {path}: {message}") from err
     missing = [c for c in COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"{path} is not a results table: missing columns {missing}")
-    for col in OPTIONAL_COLUMNS:
+    for col in TEXT_OPTIONAL_COLUMNS:
         if col not in frame.columns:
             frame[col] = ""
-    for col in ("strategy", "searcher", "search_space", *OPTIONAL_COLUMNS):
+    for col in NUMBER_OPTIONAL_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = np.nan
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    for col in ("strategy", "searcher", "search_space", *TEXT_OPTIONAL_COLUMNS):
         frame[col] = frame[col].fillna("")
-    return frame
+    return frame[[*COLUMNS, *(c for c in frame.columns if c not in COLUMNS)]]
 
 
 # ------------------------------------------------------------------------------------------ per-epoch rows

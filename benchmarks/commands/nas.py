@@ -35,10 +35,12 @@ from pathlib import Path
 from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES
 from benchmarks.commands.options import (
     DEVICES,
+    add_latency_table_argument,
     add_precision_argument,
     add_size_objective_argument,
     add_task_arguments,
     check_option_ranges,
+    read_latency_table,
     resolve_precision_option,
     task_spec,
 )
@@ -55,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search-space", default=DEFAULT_SEARCH_SPACE, choices=SEARCH_SPACE_NAMES)
     parser.add_argument("--searcher", default=DEFAULT_SEARCHER, choices=SEARCHER_NAMES)
     add_size_objective_argument(parser)
+    add_latency_table_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the searcher and of every trial's fine-tuning")
     parser.add_argument("--dataset-seed", type=int, default=0, help="seed of the 70/30 train/validation split")
     parser.add_argument("--run-id", default=None, help="run identifier in the results (default: from the settings)")
@@ -105,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.tasks.definition import task_definition
 
     check_option_ranges(args)
+    from benchmarks.objectives import check_latency_objective
     from benchmarks.tasks.sources import check_local_copy
+
+    check_latency_objective(args.size_objective, args.latency_table)
+    read_latency_table(args.latency_table)  # readable, before Syne Tune or Ray start
 
     task = task_spec(args)  # your own files are read and checked here, before Syne Tune or Ray start
     check_local_copy(task, args.data_dir)

@@ -203,8 +203,31 @@ def add_size_objective_argument(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SIZE_OBJECTIVE,
         choices=SIZE_OBJECTIVES,
         help="size objective minimised beside the validation error (default: param_fraction, the paper's; "
-        "mac_fraction or encoder_param_fraction suit small models whose embeddings dominate, like MiniLM)",
+        "mac_fraction or encoder_param_fraction suit small models whose embeddings dominate, like MiniLM; "
+        "latency_fraction: predicted latency over the full model's, needs --latency-table)",
     )
+
+
+def add_latency_table_argument(parser: argparse._ActionsContainer) -> None:
+    """``--latency-table FILE``: predicted latency of every row, and the ``latency_fraction`` size objective."""
+    parser.add_argument(
+        "--latency-table", type=Path, default=None,
+        help="a latency table (plm-nas latency-table) measured for this model where it will run: every row gets "
+             "its predicted latency (latency_ms, latency_fraction), and --size-objective latency_fraction uses it",
+    )
+
+
+def read_latency_table(path: Path | None) -> object:
+    """The latency table at ``path`` (None: none), or a UsageError naming the file."""
+    if path is None:
+        return None
+    from benchmarks.errors import UsageError
+    from search_spaces.latency import LatencyTable
+
+    try:
+        return LatencyTable.read(path)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--latency-table {path}: {err}") from err
 
 
 def data_settings(args: argparse.Namespace, **overrides: object) -> DataSettings:

@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING
 from benchmarks.commands.names import PRUNE_METHOD_NAMES, RFP_TEACHER_NAMES
 from benchmarks.commands.options import (
     DEVICES,
+    add_latency_table_argument,
     add_precision_argument,
     add_size_objective_argument,
     add_task_arguments,
     check_option_ranges,
     custom_data_given,
+    read_latency_table,
     resolve_precision_option,
     task_spec,
 )
@@ -53,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for results.csv, prune.json and run.json")
     parser.add_argument("--run-id", default=None, help="run identifier in the results (default: from the settings)")
     add_size_objective_argument(parser)
+    add_latency_table_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling and of layer-drop fine-tuning")
     parser.add_argument("--dataset-seed", type=int, default=None,
                         help="seed of the 70/30 train/validation split (default and required: the fine-tuned "
@@ -106,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     """Prune with one method, scoring the unpruned model first, and write the results table."""
     from tqdm.auto import tqdm
 
+    from benchmarks.objectives import check_latency_objective
     from benchmarks.prune.context import Candidate, PruneSettings, check_settings, locate_finetuned, prepare
     from benchmarks.prune.methods import get_method
     from benchmarks.prune.rows import ResultsWriter
@@ -114,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     check_option_ranges(args)
     settings = PruneSettings.from_args(args)
     check_settings(settings)
+    check_latency_objective(settings.size_objective, settings.latency_table)
+    read_latency_table(settings.latency_table)  # readable, before anything is loaded
     method = get_method(settings.method)
     task = task_spec(args) if custom_data_given(args) else None
     finetuned = locate_finetuned(settings, task)  # model folder, task and split seed checked before writing anything

@@ -37,9 +37,11 @@ from benchmarks.artifacts import check_dataset_seed
 from benchmarks.commands.names import DEFAULT_PRECISION, SEARCH_SPACE_NAMES, SEARCHER_NAMES
 from benchmarks.commands.options import (
     DEVICES,
+    add_latency_table_argument,
     add_precision_argument,
     add_size_objective_argument,
     check_option_ranges,
+    read_latency_table,
     resolve_precision_option,
 )
 from benchmarks.files import write_json_atomic
@@ -81,6 +83,7 @@ class SearchSettings:
     threads: int | None = None
     device: str = "cpu"
     precision: str = DEFAULT_PRECISION
+    latency_table: Path | None = None
     no_progress: bool = False
     backend: str = "local"
     eval_workers: int = 1
@@ -103,6 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--search-space", default=None, choices=SEARCH_SPACE_NAMES,
                         help="default: the one the super-network was trained on")
     add_size_objective_argument(parser)
+    add_latency_table_argument(parser)
     parser.add_argument("--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
                         help="sub-networks to evaluate (repeated proposals do not count); 0 for no limit")
     parser.add_argument("--max-wallclock", type=float, default=None, help="seconds (from the run's start)")
@@ -222,7 +226,7 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
     from baselines.searchers.ask_tell import AskTellSearch, config_key
     from baselines.searchers.loop import Budget, SearchLoop
     from benchmarks.artifacts import SuperNetSource, read_supernet_info, supernet_folder, supernet_task
-    from benchmarks.objectives import initial_design, objective_names
+    from benchmarks.objectives import check_latency_objective, initial_design, objective_names
     from benchmarks.results import read_results, task_metrics
     from benchmarks.ws.scoring import ScorerSpec
     from benchmarks.ws.table import Measured, ResultsTable, RunIdentity, previous_evaluations
@@ -230,6 +234,8 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
     if args is not None:
         check_option_ranges(args)
     check_searcher(settings.searcher)
+    check_latency_objective(settings.size_objective, settings.latency_table)
+    latency_table = read_latency_table(settings.latency_table)
     evaluation_backend = EVALUATION_BACKENDS[settings.backend]
     if settings.eval_workers < 1 or (settings.backend == "local" and settings.eval_workers != 1):
         raise ValueError(f"--eval-workers must be 1 for the local backend and >= 1 for ray, got {settings.eval_workers}")
@@ -261,6 +267,7 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
         max_length=max_length, max_valid_samples=max_valid, max_test_samples=settings.max_test_samples,
         batch_size=settings.batch_size, seq_len=settings.seq_len or max_length, size_objective=settings.size_objective,
         precision=precision.name,
+        latency_table=str(Path(settings.latency_table).resolve()) if latency_table is not None else None,
     )
     scorer = spec.build(source)
     space = scorer.space

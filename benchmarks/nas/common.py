@@ -16,6 +16,7 @@ from benchmarks.nas.trial import PROTOCOL_FIELDS, TrialProtocol, TrialSettings
 from benchmarks.objectives import config_cost, initial_design, metrics_of_fields, objective_names
 from benchmarks.results import ResultRow, mark_pareto_best_epochs, rows_to_frame, write_atomic
 from search_spaces import SearchSpace
+from search_spaces.latency import LatencyTable
 
 KIND = "standard"
 SETTINGS_FILE = "trial_settings.json"
@@ -54,6 +55,7 @@ class NasSettings:
     gpus_per_trial: float | None = None
     max_failures: int = 2
     resume: bool = False
+    latency_table: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "NasSettings":
@@ -111,6 +113,7 @@ def trial_settings(args: NasSettings) -> TrialSettings:
         device=args.device,
         save_models=args.save_models,
         task_definition=args.task_definition,
+        latency_table=str(Path(args.latency_table).resolve()) if args.latency_table else None,
     )
 
 
@@ -139,10 +142,11 @@ class RowMaker:
     seq_len: int
     metrics: tuple[str, ...] = ()  # the task's metrics, reported per split as ``valid_NAME``/``test_NAME``
     precision: str = ""  # the trials' (resolved) precision
+    latency: LatencyTable | None = None  # predicted latency of every row
 
     def __call__(self, config: Mapping[str, Any], result: Mapping[str, Any], runtime_s: float) -> ResultRow:
         config = plain_config({key: config[key] for key in self.space.keys})
-        cost = config_cost(self.space, config, seq_len=self.seq_len)
+        cost = config_cost(self.space, config, seq_len=self.seq_len, latency=self.latency)
         return ResultRow(
             run_id=self.run_id,
             kind=KIND,
@@ -229,6 +233,10 @@ def build_setup(args: NasSettings, output_dir: Path, threads: int | None = None,
         settings = replace(settings, threads=threads or settings.threads, device=device or settings.device)
     shape = ModelShape.from_config(load_config(settings.model, num_labels=task.num_labels), head=task.head)
     space = get_search_space(args.search_space, shape)
+    latency = None
+    if settings.latency_table is not None:
+        latency = LatencyTable.read(settings.latency_table)
+        latency.check_shape(shape)
     settings.write(output_dir / SETTINGS_FILE)
     scheduler = make_scheduler(
         args.searcher,
@@ -243,5 +251,5 @@ def build_setup(args: NasSettings, output_dir: Path, threads: int | None = None,
     row_maker = RowMaker(space=space, run_id=args.run_id or default_run_id(args), task=task.name,
                          model=str(args.model), searcher=args.searcher, search_space=args.search_space,
                          seed=args.seed, size_objective=args.size_objective, seq_len=settings.seq_len,
-                         metrics=tuple(task.metrics), precision=settings.protocol.precision)
+                         metrics=tuple(task.metrics), precision=settings.protocol.precision, latency=latency)
     return NasSetup(settings, space, scheduler, row_maker)

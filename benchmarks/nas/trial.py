@@ -94,6 +94,7 @@ class TrialSettings:
     device: str = "cpu"
     save_models: bool = False
     task_definition: dict[str, Any] | None = None  # your own data (files with SHA-256); None: registered ``task``
+    latency_table: str | None = None  # a latency table file: every epoch reports predicted latency too
 
     def __post_init__(self) -> None:
         check_size_objective(self.size_objective)
@@ -191,6 +192,7 @@ def run_trial(
     from benchmarks.tasks.loaders import task_loaders
     from benchmarks.tasks.metrics import metrics_fn
     from search_spaces import get_search_space
+    from search_spaces.latency import LatencyTable
     from supernet.evaluation import evaluate
     from supernet.extract import extract_sub_network
     from supernet.loading import load_model, load_tokenizer, model_shape, resolve_device
@@ -208,7 +210,8 @@ def run_trial(
     space = get_search_space(settings.search_space, shape)
     config = search_space_part(config, space.keys)
     masks = space.to_masks(config)
-    cost = masks_cost(shape, masks, seq_len=settings.seq_len)
+    latency = LatencyTable.read(settings.latency_table) if settings.latency_table else None
+    cost = masks_cost(shape, masks, seq_len=settings.seq_len, latency=latency)
     model = extract_sub_network(pretrained, masks)
     del pretrained
     tokenizer = load_tokenizer(settings.model)

@@ -15,6 +15,7 @@ from benchmarks.artifacts import base_model_name, check_model_task, finetuned_da
 from benchmarks.tasks.loaders import DataSettings, make_dataloaders, subsample, task_splits
 from benchmarks.tasks.metrics import metrics_fn
 from benchmarks.tasks.registry import TaskSpec, get_task
+from search_spaces.latency import LatencyTable
 from search_spaces.masks import SubNetworkMasks
 from search_spaces.shape import ModelShape
 from supernet.precision import Precision
@@ -61,6 +62,7 @@ class PruneSettings:
     no_rescale: bool = False
     max_scale: float = 10.0
     precision: str = "fp32"  # resolved (fp32, bf16, fp16)
+    latency_table: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "PruneSettings":
@@ -109,6 +111,7 @@ class PruneContext:
     device: torch.device
     model_name: str  # the pre-trained model the fine-tuned one came from, for the results' model column
     precision: Precision = Precision()
+    latency: LatencyTable | None = None
 
     @property
     def progress(self) -> bool:
@@ -193,7 +196,18 @@ def prepare(settings: PruneSettings, extra_splits: tuple[str, ...] = (),
     return PruneContext(settings=settings, dataset_seed=dataset_seed, task=task, model=model, tokenizer=tokenizer,
                         shape=model_shape(model), loaders=loaders, device=device,
                         model_name=base_model_name(settings.finetuned, model_dir),
-                        precision=Precision(settings.precision, device.type))
+                        precision=Precision(settings.precision, device.type), latency=latency_table(settings, model))
+
+
+def latency_table(settings: PruneSettings, model: PreTrainedModel) -> LatencyTable | None:
+    """The ``--latency-table`` (None without one), checked against the model's shape."""
+    from supernet.loading import model_shape
+
+    if settings.latency_table is None:
+        return None
+    table = LatencyTable.read(settings.latency_table)
+    table.check_shape(model_shape(model))
+    return table
 
 
 def evaluate_scores(ctx: PruneContext, model: PreTrainedModel, split: str) -> dict[str, float]:

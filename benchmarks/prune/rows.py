@@ -32,7 +32,7 @@ class ResultsWriter:
 
     def add(self, candidate: Candidate) -> ResultRow:
         ctx, args = self.ctx, self.ctx.settings
-        cost = masks_cost(ctx.shape, candidate.masks, seq_len=ctx.seq_len)
+        cost = masks_cost(ctx.shape, candidate.masks, seq_len=ctx.seq_len, latency=ctx.latency)
         actual = sum(p.numel() for p in candidate.model.parameters())
         if actual != cost.params:
             raise RuntimeError(f"extracted model has {actual} parameters but its masks count {cost.params}")

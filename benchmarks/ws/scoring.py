@@ -11,6 +11,7 @@ from baselines.searchers.ask_tell import config_key
 from benchmarks.artifacts import SuperNetSource, supernet_task
 from benchmarks.objectives import CostFields, config_cost
 from search_spaces import SearchSpace
+from search_spaces.latency import LatencyTable
 from supernet.model import SuperNetwork
 from supernet.precision import Precision
 
@@ -31,6 +32,7 @@ class SubNetworkScorer:
     seq_len: int
     size_objective: str
     precision: Precision = Precision()
+    latency: LatencyTable | None = None
     _costs: dict[str, CostFields] = field(default_factory=dict, repr=False)
     _scores: dict[tuple[str, bytes], dict[str, float]] = field(default_factory=dict, repr=False)
 
@@ -55,7 +57,7 @@ class SubNetworkScorer:
         """Cost fields of a config (computed once per config)."""
         key = config_key(config)
         if key not in self._costs:
-            self._costs[key] = config_cost(self.space, config, seq_len=self.seq_len)
+            self._costs[key] = config_cost(self.space, config, seq_len=self.seq_len, latency=self.latency)
         return self._costs[key]
 
     def size(self, config: Mapping[str, Any]) -> float:
@@ -78,6 +80,7 @@ class ScorerSpec:
     seq_len: int
     size_objective: str
     precision: str = "fp32"  # resolved: fp32, bf16 or fp16
+    latency_table: str | None = None  # a latency table file: rows get predicted latency (latency_ms, _fraction)
 
     def scoring(self) -> dict[str, Any]:
         """What decides a sub-network's recorded errors and size (device and batch size do not; the precision
@@ -97,6 +100,11 @@ class ScorerSpec:
                             batch_size=self.batch_size, eval_batch_size=self.batch_size)
         loaders = task_loaders(task, source.tokenizer, data, splits=("validation", "test"))
         space = get_search_space(self.search_space, source.shape)
+        latency = None
+        if self.latency_table is not None:
+            latency = LatencyTable.read(self.latency_table)
+            latency.check_shape(source.shape)
         device = next(source.model.parameters()).device
         return SubNetworkScorer(SuperNetwork(source.model), space, loaders, metrics_fn(task), seq_len=self.seq_len,
-                                size_objective=self.size_objective, precision=Precision(self.precision, device.type))
+                                size_objective=self.size_objective, precision=Precision(self.precision, device.type),
+                                latency=latency)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.files import write_folder_atomic
@@ -88,7 +89,7 @@ def _row(**fields):
 def test_metrics_columns_round_trip_and_are_empty_where_not_measured(tmp_path):
     from benchmarks.results import COLUMNS, parse_metrics, read_results, rows_to_frame, task_metrics, write_atomic
 
-    assert COLUMNS[-3:] == ("valid_metrics", "test_metrics", "precision")
+    assert COLUMNS[-5:] == ("valid_metrics", "test_metrics", "precision", "latency_ms", "latency_fraction")
     scores = {"f1": 0.8345679012345679, "accuracy": 0.7401960784313726, "main": 0.8345679012345679,
               "error": 0.16543209876543208}
     assert task_metrics(scores) == {"f1": 0.8345679012345679, "accuracy": 0.7401960784313726}
@@ -122,7 +123,8 @@ def test_a_results_file_from_before_the_metrics_columns_loads_everywhere(tmp_pat
     write_atomic(old, tmp_path / "old" / "results.csv")
     frame = read_results(tmp_path / "old" / "results.csv")
     assert tuple(frame.columns) == COLUMNS
-    assert frame["valid_metrics"].tolist() == frame["test_metrics"].tolist() == ["", ""]
+    assert frame["valid_metrics"].tolist() == frame["test_metrics"].tolist() == frame["precision"].tolist() == ["", ""]
+    assert frame["latency_ms"].isna().all() and frame["latency_fraction"].dtype == float
     assert [parse_metrics(cell) for cell in frame["valid_metrics"]] == [{}, {}]
     assert parse_metrics(np.nan) == parse_metrics(None) == {}
     assert len(best_epoch_rows(frame)) == 2 and with_metric(frame, "accuracy").empty
@@ -141,7 +143,9 @@ def test_a_row_pickled_before_the_metrics_fields_unpickles_with_them_empty():
     row = _row(valid_metrics={"accuracy": 0.7})
     same = json.dumps(pickle.loads(pickle.dumps(row)).to_record()) == json.dumps(row.to_record())  # NaN-safe
     assert same and row.to_record()["valid_metrics"] == '{"accuracy": 0.7}'
-    state = {k: v for k, v in row.__dict__.items() if k not in ("valid_metrics", "test_metrics")}  # an older row
+    newer = ("valid_metrics", "test_metrics", "precision", "latency_ms", "latency_fraction")
+    state = {k: v for k, v in row.__dict__.items() if k not in newer}  # an older row
     old = ResultRow.__new__(ResultRow)
     old.__setstate__(state)
     assert old.valid_metrics == old.test_metrics == {} and old.to_record()["valid_metrics"] == ""
+    assert old.precision == "" and np.isnan(old.latency_ms) and np.isnan(old.to_record()["latency_fraction"])
