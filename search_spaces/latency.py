@@ -67,7 +67,7 @@ class LatencyTable:
             raise ValueError(f"a latency table needs the attention cost of 1..{heads} heads, got "
                              f"{sorted(self.attention_ms)}")
         units = np.asarray(self.ffn_units)
-        if len(units) != len(self.ffn_ms) or len(units) < 2 or np.any(np.diff(units) <= 0):
+        if len(units) != len(self.ffn_ms) or len(units) < 1 or np.any(np.diff(units) <= 0):
             raise ValueError("a latency table's FFN grid must be increasing unit counts with one cost each")
         if units[0] < 1 or units[-1] != int(self.shape["intermediate_size"]):
             raise ValueError(f"a latency table's FFN grid must run from >= 1 to {self.shape['intermediate_size']} "

@@ -2,9 +2,11 @@
 
 1. train a weight-sharing super-network on a training subset (``train-supernet``),
 2. run a weight-sharing multi-objective search on it (``search``),
-3. extract the Pareto-optimal sub-networks as standalone models and time each of them beside the full
-   network (``export --latency``: one sequence of 128 tokens, in the run's precision),
-4. write the report (``report``) with the extracted models' table.
+3. measure a quick latency table of the model (``latency-table``: one sequence of 128 tokens, in the run's
+   precision), so every searched sub-network has a predicted latency,
+4. extract the Pareto-optimal sub-networks as standalone models and time each of them beside the full
+   network in the table's setting, beside its prediction (``export --latency-table``),
+5. write the report (``report``) with the extracted models' table.
 Every stage is the same command a user can run alone; the demo only chains them with small budgets.
 """
 from __future__ import annotations
@@ -31,7 +33,7 @@ from benchmarks.errors import UsageError
 from benchmarks.results import SIZE_OBJECTIVES
 from plotting.document import Cell, Paragraph, Section, Table
 
-STAGES = ("train-supernet", "search", "export", "report")
+STAGES = ("train-supernet", "latency-table", "search", "export", "report")
 
 
 @dataclass(frozen=True)
@@ -150,17 +152,24 @@ def run_demo(settings: DemoSettings) -> int:
         "--max-train-samples", str(settings.max_train_samples), "--max-valid-samples", str(settings.max_valid_samples),
         "--lr", "5e-5", *common, *precision, *threads, *quiet, *resume,
     ])
+    table_path = out / "latency-table.json"
+    if not table_path.is_file():  # a quick table (coarse unit grid, few rounds): predictions for every row
+        from supernet.loading import resolve_device
+
+        _stage("latency-table", [
+            "latency-table", "--model", settings.model, "--out", str(table_path), "--device",
+            resolve_device(settings.device).type, "--batch-size", str(settings.latency_batch_size), "--unit-step",
+            "128", "--repeats", "5", "--warmup", "1", *precision, *threads,
+        ])
     search_resume = ["--resume"] if (search_dir / "results.csv").exists() else []
     _stage("search", [
         "search", "--supernet", str(train_dir / "supernet"), "--output-dir", str(search_dir),
         "--searcher", settings.searcher, "--num-samples", str(settings.num_samples),
         "--max-valid-samples", str(settings.max_valid_samples), "--size-objective", settings.size_objective,
-        *common, *precision, *threads, *quiet, *search_resume,
+        "--latency-table", str(table_path), *common, *precision, *threads, *quiet, *search_resume,
     ])
     _stage("export", ["export", "--results", str(search_dir), "--pick", "pareto", "--supernet",
-                      str(train_dir / "supernet"), "--out", str(models_dir), "--latency",
-                      "--latency-batch-size", str(settings.latency_batch_size), "--device", settings.device,
-                      *precision, *threads])
+                      str(train_dir / "supernet"), "--out", str(models_dir), "--latency-table", str(table_path)])
     latency = pd.read_csv(models_dir / "latency.csv")
     setting = json.loads((models_dir / "export.json").read_text())["latency_setting"]
     table = latency_table(latency)
@@ -173,6 +182,10 @@ def run_demo(settings: DemoSettings) -> int:
     return 0
 
 
+def _number(value: float | None, spec: str) -> str:
+    return "—" if value is None or pd.isna(value) else format(value, spec)
+
+
 def _speed_up(fraction: float | None) -> str:
     """``1.53x`` from a latency fraction; a dash where the full network's latency is unknown."""
     return "—" if fraction is None or fraction != fraction or fraction <= 0 else f"{1 / fraction:.2f}x"
@@ -181,11 +194,11 @@ def _speed_up(fraction: float | None) -> str:
 def latency_table(latency: pd.DataFrame) -> Table:
     """The measured models as a report table, largest first."""
     header = ["model", "parameters", "fraction of params", "fraction of MACs", "valid error", "test error",
-              "latency (ms)", "fraction of full latency", "speed-up"]
+              "latency (ms)", "predicted (ms)", "fraction of full latency", "speed-up"]
     rows = [[Cell(r.name), Cell(f"{int(r.params):,}"), Cell(f"{r.param_fraction:.3f}"), Cell(f"{r.mac_fraction:.3f}"),
              Cell(f"{r.valid_error:.4f}"), Cell(f"{r.test_error:.4f}"), Cell(f"{r.measured_latency_ms:.2f}"),
-             Cell("—" if pd.isna(r.measured_latency_fraction) else f"{r.measured_latency_fraction:.3f}"),
-             Cell(_speed_up(r.measured_latency_fraction))]
+             Cell(_number(getattr(r, "predicted_latency_ms", None), ".2f")),
+             Cell(_number(r.measured_latency_fraction, ".3f")), Cell(_speed_up(r.measured_latency_fraction))]
             for r in latency.itertuples()]
     return Table(header=header, rows=rows)
 

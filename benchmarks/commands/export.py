@@ -22,6 +22,8 @@ With ``--latency`` every exported model is timed where it will run (``--device``
 one synthetic batch of ``--latency-batch-size`` x ``--seq-len`` tokens; median of ``--latency-repeats`` passes),
 beside the full network in the same setting, and ``--out/latency.csv`` holds one row per model:
 ``measured_latency_ms`` and ``measured_latency_fraction`` (over the full network's) beside its size and errors.
+``--latency-table FILE`` times them in the table's setting instead and writes the table's prediction beside each
+measurement (``predicted_latency_ms``, ``predicted_latency_fraction``).
 """
 from __future__ import annotations
 
@@ -36,7 +38,13 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.artifacts import BEST_MODEL_DIR, TRIAL_INFO_FILE, SuperNetSource
-from benchmarks.commands.options import DEVICES, add_precision_argument, check_option_ranges, resolve_precision_option
+from benchmarks.commands.options import (
+    DEVICES,
+    add_precision_argument,
+    check_option_ranges,
+    read_latency_table,
+    resolve_precision_option,
+)
 from benchmarks.files import write_json_atomic
 from benchmarks.results import (
     METRICS_COLUMNS,
@@ -50,6 +58,9 @@ from benchmarks.results import (
 
 if TYPE_CHECKING:  # torch loads only when a model is timed, so --help answers fast
     from benchmarks.perf.latency import LatencySetting
+    from search_spaces.latency import LatencyTable
+    from search_spaces.masks import SubNetworkMasks
+    from search_spaces.shape import ModelShape
 
 SUBNETWORK_FILE = "subnetwork.json"
 EXPORT_FILE = "export.json"
@@ -234,6 +245,7 @@ def export(
     run_id: str | None = None,
     device: str = "cpu",
     latency: LatencySetting | None = None,
+    latency_table: LatencyTable | None = None,
 ) -> list[dict[str, Any]]:
     """Export the rows ``pick`` chooses into ``out``; returns the records written to ``export.json``.
 
@@ -259,6 +271,11 @@ def export(
             record = export_standard(row, saved, target)
         if latency is not None:
             record.update(measured_latency(target, latency, device, full_ms))
+        if latency_table is not None and record.get("masks") is not None:
+            from search_spaces.masks import SubNetworkMasks
+
+            shape = source.shape if source is not None else base_shape(str(row["model"]))
+            record.update(predicted_latency(latency_table, shape, SubNetworkMasks.from_dict(record["masks"])))
         write_json_atomic(record, target / SUBNETWORK_FILE)
         records.append({"name": target.name, **{k: v for k, v in record.items() if k != "masks"}})
         print(f"{target.name}: {int(row['params']):,} parameters, validation error {row['valid_error']:.4f}",
@@ -269,6 +286,9 @@ def export(
 
         summary["latency_setting"] = {**asdict(latency), "device_name": device_name(device),
                                       "torch": torch_version(), "full_network_ms": full_ms}
+        if latency_table is not None:
+            summary["latency_table"] = {"setting": asdict(latency_table.setting), "model": latency_table.model,
+                                        "full_network_predicted_ms": latency_table.full_prediction_ms()}
         write_atomic(latency_frame(records), out / LATENCY_FILE)
     write_json_atomic(summary, out / EXPORT_FILE)
     return records
@@ -299,6 +319,20 @@ def full_network_latency(source: SuperNetSource | None, chosen: pd.DataFrame, la
     return model_latency_ms(model, latency)
 
 
+def base_shape(model: str) -> ModelShape:
+    """The shape of the pre-trained model a standard-NAS row fine-tuned its sub-network from."""
+    from search_spaces.shape import ModelShape
+    from supernet.loading import load_config
+
+    return ModelShape.from_config(load_config(model))
+
+
+def predicted_latency(table: LatencyTable, shape: ModelShape, masks: SubNetworkMasks) -> dict[str, float]:
+    """The table's prediction for the sub-network ``masks`` of a model of ``shape`` (refused for another shape)."""
+    return {"predicted_latency_ms": table.predict_ms(shape, masks),
+            "predicted_latency_fraction": table.latency_fraction(shape, masks)}
+
+
 def measured_latency(target: Path, latency: LatencySetting, device: str, full_ms: float | None) -> dict[str, Any]:
     """The exported model in ``target`` timed in ``latency``'s setting, and its fraction of the full network's."""
     from benchmarks.perf.latency import model_latency_ms
@@ -311,7 +345,8 @@ def measured_latency(target: Path, latency: LatencySetting, device: str, full_ms
 
 
 LATENCY_COLUMNS = ("name", "params", "param_fraction", "mac_fraction", "valid_error", "test_error",
-                   "measured_latency_ms", "measured_latency_fraction")
+                   "measured_latency_ms", "measured_latency_fraction", "predicted_latency_ms",
+                   "predicted_latency_fraction")
 
 
 def latency_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -341,6 +376,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     timing.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     timing.add_argument("--latency-repeats", type=int, default=10, help="timed passes; the median counts (default 10)")
     add_precision_argument(timing, "timed forward passes")
+    timing.add_argument("--latency-table", type=Path, default=None,
+                        help="time in this latency table's setting (batch, length, threads, precision, device) and "
+                             "write its prediction beside each measurement (implies --latency)")
 
 
 @dataclass(frozen=True)
@@ -354,18 +392,29 @@ class ExportSettings:
     run_id: str | None = None
     device: str = "cpu"
     latency: LatencySetting | None = None
+    latency_table: LatencyTable | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ExportSettings":
-        latency = None
-        if args.latency:
+        latency = table = None
+        if args.latency_table is not None:
+            from benchmarks.perf.latency import LatencySetting
+
+            table = read_latency_table(args.latency_table)
+            s = table.setting
+            latency = LatencySetting(batch_size=s.batch_size, seq_len=s.seq_len, threads=s.threads,
+                                     precision=s.precision, device=s.device, repeats=s.repeats, warmup=s.warmup,
+                                     clock=s.clock)
+            print(f"timing in the latency table's setting: {table.describe()}", flush=True)
+        elif args.latency:
             from benchmarks.perf.latency import LatencySetting
 
             precision = resolve_precision_option(args.precision, args.device).name
             latency = LatencySetting(batch_size=args.latency_batch_size, seq_len=args.seq_len, threads=args.threads,
                                      precision=precision, device=args.device, repeats=args.latency_repeats)
         return cls(results=Path(args.results), pick=Pick.parse(args.pick), out=Path(args.out), supernet=args.supernet,
-                   run_id=args.run_id, device=args.device, latency=latency)
+                   run_id=args.run_id, device=latency.device if latency is not None else args.device,
+                   latency=latency, latency_table=table)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -374,6 +423,7 @@ def run(args: argparse.Namespace) -> int:
     frame = read_results(settings.results)
     root = settings.results if settings.results.is_dir() else settings.results.parent
     records = export(frame, settings.pick, settings.out, supernet=settings.supernet, results_root=root,
-                     run_id=settings.run_id, device=settings.device, latency=settings.latency)
+                     run_id=settings.run_id, device=settings.device, latency=settings.latency,
+                     latency_table=settings.latency_table)
     print(f"exported {len(records)} sub-network(s) to {settings.out}", flush=True)
     return 0

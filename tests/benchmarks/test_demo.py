@@ -31,6 +31,8 @@ def test_demo_end_to_end_on_tiny_model(tiny_bert_dir, glue_dir, tmp_path):
     for row in latency.itertuples():
         assert row.params == by_name[row.name]["params"]
         assert row.measured_latency_ms > 0 and row.measured_latency_fraction > 0
+        assert row.predicted_latency_ms > 0  # the demo's latency table predicts every exported model
+    assert results["latency_ms"].notna().all() and (results["latency_fraction"] <= 1 + 1e-9).all()
     setting = json.loads((out / "models" / "export.json").read_text())["latency_setting"]
     assert setting["precision"] == "bf16" and setting["batch_size"] == 1 and setting["full_network_ms"] > 0
     # every stage ran in the precision asked for, and says so
