@@ -1,0 +1,227 @@
+"""Which super-network recipe beats retraining-free pruning? Candidate recipes side by side, under one protocol.
+
+``python -m benchmarks.studies.recipe --output-dir runs/recipe-ablations --tasks stsb mrpc --seeds 0
+--variants current init-kd init [--searchers random_search] [--threads 1]`` runs, per task and seed, with the CPU
+protocol (``cpu-protocol.md``: 3 epochs of fine-tuning, lr 5e-5, batch 16, 512 validation examples, SST-2 on
+5,000 training examples) and the size objective = fraction of MACs:
+
+- plain fine-tuning (``finetune``), the reference of relative performance and every ``--init-from``;
+- retraining-free pruning of it at 25%, 50% and 75% of the MACs (``prune --method rfp``), the bar to beat;
+- per variant (:data:`VARIANTS`): a super-network (``train-supernet`` with the variant's options), searched by each
+  of ``--searchers`` (100 sub-networks; with the variant's search options, e.g. calibration).
+
+Every step is one ``plm-nas`` command in its own folder, run by the grid runner (``DONE`` markers, resumed when
+interrupted, ``timing.json``), so the study can be stopped and started again. ``--summary`` (also after a run)
+writes ``OUT/relative.csv``: per task, seed, method and fraction pruned (25/50/75%), the test performance of
+the best-validation model within that size relative to the same seed's plain fine-tuning (MRPC also in
+accuracy), and ``OUT/relative.md`` with the means over seeds, and ``OUT/cost.csv``: each step's wall clock.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from benchmarks.grids.runner import TIMING_FILE, run_step
+from benchmarks.grids.spec import DONE_MARKER, Step
+from benchmarks.results import read_results, with_metric
+
+TASKS = ("stsb", "sst2", "mrpc")
+FRACTIONS_PRUNED = (0.25, 0.5, 0.75)
+PROTOCOL = ("--max-valid-samples", "512", "--lr", "5e-5", "--batch-size", "16", "--weight-decay", "0.01",
+            "--warmup-ratio", "0.1")
+TASK_DATA = {"sst2": ("--max-train-samples", "5000")}
+SECONDARY = {"mrpc": "accuracy"}
+MACS = ("--size-objective", "mac_fraction")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A candidate recipe: ``train-supernet`` options, whether it starts from plain fine-tuning, search options."""
+
+    description: str
+    supernet_args: tuple[str, ...]
+    init_from_finetuned: bool = False
+    search_args: tuple[str, ...] = ()
+
+
+VARIANTS: dict[str, Variant] = {
+    "current": Variant("sandwich from the pre-trained model for 3 epochs, 30% full-network warm-up, rewiring "
+                       "(the CPU study's recipe)", ("--epochs", "3")),
+    "init-kd": Variant("sandwich from the fine-tuned model for 2 epochs, rewired before the first step, every pass "
+                       "distilled from the fine-tuned model (T=2)", ("--epochs", "2"), init_from_finetuned=True),
+    "init": Variant("as init-kd without the teacher (task loss only)", ("--epochs", "2", "--no-teacher"),
+                    init_from_finetuned=True),
+    "init-kd-1ep": Variant("as init-kd for 1 epoch", ("--epochs", "1"), init_from_finetuned=True),
+    "init-kd-t1": Variant("as init-kd at temperature 1", ("--epochs", "2", "--teacher-temperature", "1"),
+                          init_from_finetuned=True),
+    "init-kd-medium": Variant("as init-kd in the medium space (heads and units per layer)",
+                              ("--epochs", "2", "--search-space", "medium"), init_from_finetuned=True),
+    "current-kd": Variant("the CPU study's recipe with the fine-tuned model as frozen teacher",
+                          ("--epochs", "3", "--teacher", "{finetuned}")),
+}
+
+
+def _variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def plan(root: Path, tasks: Sequence[str], seeds: Sequence[int], variants: Sequence[str], searchers: Sequence[str],
+         data_args: Sequence[str] = ()) -> list[Step]:
+    """The study's steps in run order (each fine-tuned model before what starts from it)."""
+    steps: list[Step] = []
+    for task in tasks:
+        for seed in seeds:
+            data = (*data_args, *TASK_DATA.get(task, ()))
+            finetuned = root / "finetuned" / task / f"seed{seed}"
+            steps.append(Step(f"finetune {task}/seed{seed}", (
+                "finetune", "--task", task, "--seed", str(seed), "--epochs", "3", "--output-dir", str(finetuned),
+                *data, *PROTOCOL), finetuned, resumable=True))
+            rfp = root / "baselines" / task / "rfp" / f"seed{seed}"
+            steps.append(Step(f"rfp {task}/seed{seed}", (
+                "prune", "--method", "rfp", "--finetuned", str(finetuned / "best_model"), "--task", task, "--seed",
+                str(seed), "--output-dir", str(rfp), "--budgets", "0.25", "0.5", "0.75", "--max-valid-samples", "512",
+                *MACS, *data), rfp, resumable=False, needs=finetuned))
+            for name in variants:
+                variant = _variant(name)
+                supernet = root / "supernets" / name / task / f"seed{seed}"
+                options = tuple(arg.replace("{finetuned}", str(finetuned / "best_model"))
+                                for arg in variant.supernet_args)
+                init = ("--init-from", str(finetuned / "best_model")) if variant.init_from_finetuned else ()
+                needs = finetuned if variant.init_from_finetuned or "{finetuned}" in variant.supernet_args else None
+                steps.append(Step(f"supernet {name} {task}/seed{seed}", (
+                    "train-supernet", "--task", task, "--seed", str(seed), "--output-dir", str(supernet), *data,
+                    *PROTOCOL, *init, *options), supernet, resumable=True, needs=needs))
+                for searcher in searchers:
+                    out = root / "weight-sharing" / name / task / searcher / f"seed{seed}"
+                    steps.append(Step(f"search {name} {task}/{searcher}/seed{seed}", (
+                        "search", "--supernet", str(supernet / "supernet"), "--searcher", searcher, "--seed",
+                        str(seed), "--output-dir", str(out), "--num-samples", "100", "--max-valid-samples", "512",
+                        "--run-id", f"{name}-{searcher}-{task}-seed{seed}", *MACS, *variant.search_args),
+                        out, resumable=True, needs=supernet))
+    return steps
+
+
+def _finetuned_references(root: Path) -> pd.DataFrame:
+    """Plain fine-tuning's test metrics per task and seed (every metric the task has)."""
+    records = []
+    for path in sorted(root.glob("finetuned/*/seed*/metrics.json")):
+        metrics = json.loads(path.read_text())
+        task, seed = path.parent.parent.name, int(path.parent.name[len("seed"):])
+        records.append({"task": task, "seed": seed, **{f"test_{k}": v for k, v in metrics["test"].items()}})
+    return pd.DataFrame.from_records(records)
+
+
+def _method(run_id: str, kind: str, method: str) -> str:
+    if kind == "baseline":
+        return method
+    return run_id.rsplit("-", 2)[0] if "-seed" in run_id else run_id  # VARIANT-SEARCHER
+
+
+def relative_table(root: Path) -> pd.DataFrame:
+    """Relative test performance at 25/50/75% pruned of every finished run, per task, seed and method."""
+    from plotting.relative import relative_performance
+
+    references = _finetuned_references(root)
+    frames = [read_results(path) for folder in ("baselines", "weight-sharing") if (root / folder).is_dir()
+              for path in sorted((root / folder).rglob("results.csv")) if (path.parent / DONE_MARKER).is_file()]
+    if not frames or references.empty:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    parts = []
+    for task, task_rows in rows.groupby("task"):
+        metrics = [("main", task_rows)]
+        if task in SECONDARY:
+            metrics.append((SECONDARY[task], with_metric(task_rows, SECONDARY[task])))
+        for metric, frame in metrics:
+            for seed, seed_rows in frame.groupby("seed"):
+                ref = references[(references["task"] == task) & (references["seed"] == seed)]
+                if ref.empty:
+                    continue
+                value = float(ref[f"test_{metric}"].iloc[0])
+                rel = relative_performance(seed_rows, FRACTIONS_PRUNED, "mac_fraction", reference=value)
+                rel["task"], rel["metric"] = task, metric
+                parts.append(rel)
+    table = pd.concat(parts, ignore_index=True)
+    table["method"] = [_method(str(r), str(k), str(m)) for r, k, m in zip(table["run_id"], table["kind"],
+                                                                         table["method"])]
+    return table[["task", "metric", "seed", "method", "fraction_pruned", "size", "performance",
+                  "reference_performance", "relative_performance"]]
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    """Mean relative performance (%) over seeds per task/metric and method, one column per fraction pruned."""
+    grouped = table.groupby(["task", "metric", "method", "fraction_pruned"])["relative_performance"]
+    means = (grouped.mean() * 100).unstack("fraction_pruned")
+    counts = grouped.count().unstack("fraction_pruned").max(axis=1)
+    lines = ["| task | metric | method | seeds | " + " | ".join(f"{f:.0%} pruned" for f in means.columns) + " |",
+             "|---|---|---|---|" + "---|" * len(means.columns)]
+    for (task, metric, method), row in means.iterrows():
+        cells = " | ".join("—" if pd.isna(v) else f"{v:.1f}" for v in row)
+        lines.append(f"| {task} | {metric} | {method} | {int(counts[(task, metric, method)])} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def cost_table(steps: Sequence[Step]) -> pd.DataFrame:
+    """The wall clock of every finished step (``timing.json``)."""
+    records = []
+    for step in steps:
+        path = step.output_dir / TIMING_FILE
+        if step.done and path.is_file():
+            records.append({"step": step.key, "seconds": json.loads(path.read_text())["seconds"]})
+    return pd.DataFrame.from_records(records, columns=["step", "seconds"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output-dir", required=True, type=Path)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--variants", nargs="+", default=["current", "init-kd"], choices=tuple(VARIANTS))
+    parser.add_argument("--searchers", nargs="+", default=["random_search"])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of every step")
+    parser.add_argument("--precision", default=None, help="passed to every step (default: the commands' default)")
+    parser.add_argument("--summary", action="store_true", help="only write the summary of finished steps")
+    parser.add_argument("--keep-going", action="store_true")
+    args = parser.parse_args(argv)
+    data_args = ("--data-dir", args.data_dir) if args.data_dir else ()
+    steps = plan(args.output_dir, args.tasks, args.seeds, args.variants, args.searchers, data_args)
+    extra = (*(("--threads", str(args.threads)) if args.threads else ()),
+             *(("--precision", args.precision) if args.precision else ()))
+    failed = []
+    if not args.summary:
+        for step in steps:
+            if step.done:
+                continue
+            if step.needs is not None and not (step.needs / DONE_MARKER).is_file():
+                failed.append(f"{step.key} (needs {step.needs})")
+                continue
+            print(f"run {step.key}", flush=True)
+            code = run_step(step, extra_args=extra)
+            print(f"{'ok' if code == 0 else 'FAILED'} {step.key}", flush=True)
+            if code != 0:
+                failed.append(step.key)
+                if not args.keep_going:
+                    break
+    table = relative_table(args.output_dir)
+    if not table.empty:
+        table.to_csv(args.output_dir / "relative.csv", index=False)
+        markdown = summary_markdown(table)
+        (args.output_dir / "relative.md").write_text(markdown)
+        print(markdown)
+    cost_table(steps).to_csv(args.output_dir / "cost.csv", index=False)
+    for line in failed:
+        print(f"failed: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
