@@ -7,8 +7,9 @@
   scored on the validation split, the way the search did before mixed precision (fp32, validation batches in the
   dataset's order) and the way it does now (``--precision``, default auto, batches sorted by length);
 - super-network training (sandwich steps, every step after the full-network warm-up) and plain fine-tuning
-  (``standard``): ``--steps`` optimiser steps each, fp32 against ``--precision``, with and without
-  ``--group-by-length``; the epoch time follows from the steps per epoch of the run's training split;
+  (``standard``): ``--steps`` optimiser steps each, as before (fp32, torch's multi-tensor AdamW) and now (fused
+  AdamW, fp32 and ``--precision``, with and without ``--group-by-length``); the epoch time follows from the steps
+  per epoch of the run's training split;
 - with ``--demo``, ``plm-nas demo`` end to end, once with ``--precision fp32`` and once with ``--precision``.
 
 Every variant runs on the same machine in the same process (the demo in subprocesses), one after another, so the
@@ -18,6 +19,7 @@ what, variant, seconds, units, seconds per unit) and ``DIR/speed.md``, and print
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -94,10 +96,12 @@ def time_training(source: SuperNetSource, data: DataSettings, precision: Precisi
     """``steps`` optimiser steps of sandwich super-network training and of plain fine-tuning, per variant."""
     results = []
     steps_per_epoch = {}
-    variants = (("fp32", Precision("fp32"), False), (precision.name, precision, False),
-                (f"{precision.name} + group by length", precision, True))
+    variants = (("before: fp32, multi-tensor AdamW", Precision("fp32"), False, False),
+                ("fp32, fused AdamW", Precision("fp32"), False, True),
+                (f"now: {precision.name}, fused AdamW", precision, False, True),
+                (f"{precision.name}, fused AdamW, group by length", precision, True, True))
     for strategy_name, what in (("sandwich", "super-network training"), ("standard", "fine-tuning")):
-        for name, chosen, group in variants:
+        for name, chosen, group, fused in variants:
             _, loaders = _loaders(source, data, sort=True, group=group)
             train = loaders["train"]
             steps_per_epoch[what] = len(train)
@@ -109,11 +113,25 @@ def time_training(source: SuperNetSource, data: DataSettings, precision: Precisi
             config = TrainerConfig(epochs=1, lr=5e-5, batch_size=data.batch_size, seed=0, device="cpu",
                                    progress=False, precision=chosen.name)
             timer = StepTimer()
-            trainer = Trainer(supernet, strategy, _first_batches(train, steps + 2), config, callbacks=[timer])
+            with _adamw_fused(fused):
+                trainer = Trainer(supernet, strategy, _first_batches(train, steps + 2), config, callbacks=[timer])
             trainer.fit()  # the first two steps are the warm-up, then ``steps`` timed ones
             times = timer.seconds()[2:]
             results.append(Measurement(what, name, float(sum(times)), len(times), "step"))
     return results, steps_per_epoch
+
+
+@contextlib.contextmanager
+def _adamw_fused(fused: bool):
+    """The Trainer's AdamW fused or not (before fused AdamW, the Trainer used torch's multi-tensor one)."""
+    from supernet import training
+
+    original = training.fused_adamw
+    training.fused_adamw = lambda device: fused and original(device)
+    try:
+        yield
+    finally:
+        training.fused_adamw = original
 
 
 class StepTimer(TrainerCallback):
