@@ -101,7 +101,22 @@ PRECISION_GRID = replace(
                 "plain fine-tuning on STS-B and SST-2, seeds 0 and 1",
 )
 
-GRIDS: dict[str, GridSpec] = {grid.name: grid for grid in (PAPER_GRID, CPU_GRID, CPU_STUDY, PRECISION_GRID)}
+# Searchers compared with statistical power (README, Comparing searchers): on one super-network per task (the
+# default recipe, CPU protocol), every weight-sharing searcher with 10 seeds; a second super-network per task with
+# 5 searcher seeds shows how much of the variance the super-network adds.
+_SEARCHERS = ("random_search", "morea", "local_search", "nsga2", "ehvi", "lsbo", "rsbo")
+SEARCHERS_GRID = replace(
+    CPU_STUDY, name="searchers", kinds=("ws",), ws_searchers=_SEARCHERS, seeds=tuple(range(10)), supernet_seeds=(0,),
+    description="searchers with statistical power: 7 weight-sharing searchers x 10 seeds on one super-network per "
+                "task (STS-B, SST-2, MRPC), and x 5 seeds on a second one",
+    parts=(),
+)
+SEARCHERS_GRID = replace(SEARCHERS_GRID, parts=(
+    replace(SEARCHERS_GRID, name="searchers-second-supernet", seeds=tuple(range(5)), supernet_seeds=(1,)),
+))
+
+GRIDS: dict[str, GridSpec] = {grid.name: grid
+                              for grid in (PAPER_GRID, CPU_GRID, CPU_STUDY, PRECISION_GRID, SEARCHERS_GRID)}
 
 
 def get_grid(name: str) -> GridSpec:

@@ -3,7 +3,9 @@
 Folders below the grid's root, one per step:
 
 * ``supernets/TASK/MODEL/SPACE/STRATEGY/seedS`` (``train-supernet``),
-* ``weight-sharing/TASK/MODEL/SPACE/STRATEGY/SEARCHER/seedS`` (``search`` on that super-network),
+* ``weight-sharing/TASK/MODEL/SPACE/STRATEGY/SEARCHER/seedS`` (``search`` on that super-network), or, for a grid
+  whose searches vary their seed on fixed super-networks (``supernet_seeds``),
+  ``weight-sharing/TASK/MODEL/SPACE/STRATEGY/SEARCHER/supernetK/seedS`` (search seed S on super-network seed K),
 * ``standard/TASK/MODEL/SPACE/SEARCHER/seedS`` (``nas``),
 * ``finetuned/TASK/MODEL/seedS`` (``finetune``, the pruning baselines' starting point) and
   ``baselines/TASK/MODEL/METHOD/seedS`` (``prune``).
@@ -47,6 +49,9 @@ class GridSpec:
     prune_methods: dict[str, tuple[str, ...]] = field(default_factory=dict)  # method -> its options
     prune_args: tuple[str, ...] = ()  # options of every prune step
     parts: tuple[GridSpec, ...] = ()
+    # Super-network seeds of a grid that compares searchers: each is trained once, and every seed of ``seeds`` is
+    # a searcher seed on each of them (empty: one super-network per seed, searched with that seed).
+    supernet_seeds: tuple[int, ...] = ()
 
 
 FACTORS: tuple[str, ...] = ("tasks", "models", "search_spaces", "strategies", "ws_searchers", "nas_searchers", "seeds")
@@ -102,6 +107,8 @@ def _budget(grid: GridSpec, task: str) -> float:
 
 
 def _ws_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[Step]:
+    if grid.supernet_seeds:
+        return _searcher_seed_steps(grid, root, data_args)
     steps: list[Step] = []
     for task, model, space, strategy, seed in itertools.product(
         grid.tasks, grid.models, grid.search_spaces, grid.strategies, grid.seeds
@@ -122,6 +129,41 @@ def _ws_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[St
                 command=("search", "--supernet", str(supernet_dir / "supernet"), "--searcher", searcher,
                          "--seed", str(seed), "--output-dir", str(out), *grid.search_args),
                 output_dir=out, resumable=True, needs=supernet_dir,
+            ))
+    return steps
+
+
+def _supernet_step(grid: GridSpec, root: Path, data_args: tuple[str, ...], task: str, model: str, space: str,
+                   strategy: str, seed: int) -> Step:
+    base = f"{task}/{_model_tag(model)}/{space}"
+    supernet_dir = root / "supernets" / base / strategy / f"seed{seed}"
+    return Step(
+        key=f"supernet {base}/{strategy}/seed{seed}",
+        command=("train-supernet", "--model", model, "--task", task, "--search-space", space, "--strategy", strategy,
+                 "--seed", str(seed), "--output-dir", str(supernet_dir), *data_args, *grid.task_args.get(task, ()),
+                 *grid.supernet_args),
+        output_dir=supernet_dir, resumable=True,
+    )
+
+
+def _searcher_seed_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[Step]:
+    """Super-networks of ``grid.supernet_seeds``, each searched by every searcher with every seed of ``grid.seeds``
+    (searches of one seed across searchers first, so a partial grid compares all searchers on its seeds)."""
+    steps: list[Step] = []
+    for task, model, space, strategy, supernet_seed in itertools.product(
+        grid.tasks, grid.models, grid.search_spaces, grid.strategies, grid.supernet_seeds
+    ):
+        supernet = _supernet_step(grid, root, data_args, task, model, space, strategy, supernet_seed)
+        steps.append(supernet)
+        base = f"{task}/{_model_tag(model)}/{space}"
+        for seed, searcher in itertools.product(grid.seeds, grid.ws_searchers):
+            out = root / "weight-sharing" / base / strategy / searcher / f"supernet{supernet_seed}" / f"seed{seed}"
+            run_id = f"ws-{strategy}-{searcher}-{space}-{task}-supernet{supernet_seed}-seed{seed}"
+            steps.append(Step(
+                key=f"search {base}/{strategy}/{searcher}/supernet{supernet_seed}/seed{seed}",
+                command=("search", "--supernet", str(supernet.output_dir / "supernet"), "--searcher", searcher,
+                         "--seed", str(seed), "--run-id", run_id, "--output-dir", str(out), *grid.search_args),
+                output_dir=out, resumable=True, needs=supernet.output_dir,
             ))
     return steps
 

@@ -360,3 +360,21 @@ def test_export_gzips_a_results_table_over_the_size_limit(tmp_path, monkeypatch)
     exported = read_results(tmp_path / "export")
     original = read_results(step.output_dir / "results.csv")
     assert exported.equals(original) and len(exported) == len(original) >= 1
+
+
+def test_a_searcher_grid_searches_fixed_super_networks_with_many_seeds(tmp_path):
+    """``supernet_seeds``: each super-network is trained once and searched by every searcher with every seed; the
+    second super-network's part has fewer seeds; every search has its own folder and run id."""
+    from benchmarks.grids import get_grid
+
+    steps = expand(restrict(get_grid("searchers"), tasks=["mrpc"]), tmp_path)
+    supernets = [s for s in steps if s.command[0] == "train-supernet"]
+    searches = [s for s in steps if s.command[0] == "search"]
+    assert [s.command[s.command.index("--seed") + 1] for s in supernets] == ["0", "1"]
+    assert len(searches) == 7 * 10 + 7 * 5
+    run_ids = [s.command[s.command.index("--run-id") + 1] for s in searches]
+    assert len(set(run_ids)) == len(searches) and len({s.output_dir for s in searches}) == len(searches)
+    first = searches[0]
+    assert first.needs == supernets[0].output_dir and first.output_dir.parts[-2:] == ("supernet0", "seed0")
+    assert "ws-sandwich-random_search-small-mrpc-supernet0-seed0" in run_ids
+    assert all(s.needs == supernets[1].output_dir for s in searches if "supernet1" in str(s.output_dir))
