@@ -4,7 +4,8 @@ Subcommand modules are imported only when used, so ``plm-nas --help`` stays fast
 dependencies load only for that command. :func:`main` is the console entry point: a refused input prints one
 line, ``plm-nas COMMAND: error: WHAT``, on stderr and exits 2 (any other failure: one line, exit 1); the
 traceback is shown only with ``--debug`` or ``PLM_NAS_DEBUG=1``. :func:`run_command` is the same without the
-handler, for Python callers that want the exception.
+handler, for Python callers that want the exception. Both keep transformers' load reports and weight-loading bars
+off unless ``--verbose`` or ``PLM_NAS_VERBOSE=1`` (:mod:`benchmarks.verbosity`).
 """
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ import traceback
 from dataclasses import dataclass
 from typing import NoReturn, Sequence
 
+from benchmarks.verbosity import VERBOSE_ENV, VERBOSE_FLAG, configure_output, verbose_requested
+
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "PLM_NAS_DEBUG"
 USAGE_EXIT = 2  # argparse's code for a refused argument; every refused input exits with it
 FAILURE_EXIT = 1
 INTERRUPTED_EXIT = 130
+GLOBAL_FLAGS = (DEBUG_FLAG, VERBOSE_FLAG)  # taken anywhere on the command line, by every command
 # Errors that mean "the input is wrong": raised by the checks of every command and by file parsers.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 
@@ -44,6 +48,7 @@ class CommandParser(argparse.ArgumentParser):
 class Command:
     module: str
     help: str
+    loads_models: bool = True  # False: never imports transformers, so there is nothing to quieten
 
 
 COMMANDS: dict[str, Command] = {
@@ -56,8 +61,10 @@ COMMANDS: dict[str, Command] = {
     "prune": Command("benchmarks.commands.prune", "structural pruning baselines (layer dropping, head pruning, RFP)"),
     "latency-table": Command("benchmarks.commands.latency_table",
                              "measure a latency table: predicted latency of any sub-network, for --latency-table"),
-    "report": Command("plotting.report", "hypervolume tables, ranks and figures from results files"),
-    "experiments": Command("benchmarks.commands.experiments", "run a grid of experiments (paper or CPU-sized), resumable"),
+    "report": Command("plotting.report", "hypervolume tables, ranks and figures from results files",
+                      loads_models=False),
+    "experiments": Command("benchmarks.commands.experiments",  # its steps are processes of their own
+                           "run a grid of experiments (paper or CPU-sized), resumable", loads_models=False),
     "demo": Command("benchmarks.commands.demo", "the main job: super-network, search, extraction and report on MiniLM"),
 }
 
@@ -73,7 +80,8 @@ def _top_level_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
         prog="plm-nas",
         description="Structural pruning of pre-trained language models by multi-objective NAS.",
         epilog="Run 'plm-nas COMMAND --help' for the options of one command. Errors are one line; add "
-        f"{DEBUG_FLAG} (or set {DEBUG_ENV}=1) to see the traceback.",
+        f"{DEBUG_FLAG} (or set {DEBUG_ENV}=1) to see the traceback, and {VERBOSE_FLAG} (or set {VERBOSE_ENV}=1) to "
+        "see the load reports and weight-loading bars of transformers.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, cmd in commands.items():
@@ -85,7 +93,8 @@ def build_parser(name: str, command: Command) -> argparse.ArgumentParser:
     """The full parser of one subcommand (imports its module)."""
     module = importlib.import_module(command.module)
     parser = CommandParser(prog=f"plm-nas {name}", description=command.help,
-                           epilog=f"Add {DEBUG_FLAG} (or set {DEBUG_ENV}=1) to see the traceback of an error.")
+                           epilog=f"Add {DEBUG_FLAG} (or set {DEBUG_ENV}=1) to see the traceback of an error, "
+                                  f"{VERBOSE_FLAG} (or set {VERBOSE_ENV}=1) to see transformers' load reports.")
     module.add_arguments(parser)
     parser.set_defaults(_run=module.run)
     return parser
@@ -93,7 +102,8 @@ def build_parser(name: str, command: Command) -> argparse.ArgumentParser:
 
 def run_command(argv: Sequence[str]) -> int:
     """Parse ``argv`` (command and options) and run the command; errors propagate as exceptions."""
-    argv = [arg for arg in argv if arg != DEBUG_FLAG]
+    verbose = verbose_requested(argv)
+    argv = [arg for arg in argv if arg not in GLOBAL_FLAGS]
     commands = available_commands()
     top = _top_level_parser(commands)
     if not argv or argv[0] in ("-h", "--help"):
@@ -103,6 +113,8 @@ def run_command(argv: Sequence[str]) -> int:
     if name not in commands:
         top.error(f"unknown command {name!r}; choose from {', '.join(commands)}")
     args = build_parser(name, commands[name]).parse_args(argv[1:])
+    if commands[name].loads_models or verbose:
+        configure_output(verbose)
     return int(args._run(args) or 0)
 
 
@@ -126,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``plm-nas`` console entry point: run a command, turning any error into one line and an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(argv)
-    command = next((arg for arg in argv if arg != DEBUG_FLAG), "")
+    command = next((arg for arg in argv if arg not in GLOBAL_FLAGS), "")
     command = command if command in COMMANDS else ""
     prog = f"plm-nas {command}".rstrip()
     try:

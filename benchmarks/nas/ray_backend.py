@@ -51,6 +51,9 @@ def ray_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     """Ray Tune function trainable: one standard-NAS trial, checkpointed and reported after every epoch."""
     from ray import tune
 
+    from benchmarks.verbosity import configure_output
+
+    configure_output()  # a Ray worker is a process of its own: quiet loading there too
     trial_dir = Path(tune.get_context().get_trial_dir())
     work = Path(tempfile.mkdtemp(prefix="plm-nas-trial-"))  # the trainer's checkpoint, reported to Ray each epoch
     checkpoint = tune.get_checkpoint()

@@ -268,6 +268,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     from syne_tune import Reporter
 
+    from benchmarks.verbosity import configure_output
+
+    configure_output()  # quiet loading, unless the command that started the trial was run with --verbose
     args = parse_args(argv)
     settings = TrialSettings.read(args.settings)
     config_path = Path(getattr(args, CONFIG_JSON_ARG))
