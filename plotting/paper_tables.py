@@ -88,10 +88,13 @@ def with_secondary_metrics(frame: pd.DataFrame, secondary: Sequence[tuple[str, s
 
 
 def relative_at(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None,
-                references: pd.DataFrame | None = None) -> pd.DataFrame:
+                references: pd.DataFrame | None = None,
+                run_references: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Per task and method: ``mean``, ``se`` and ``n`` over seeds of the relative performance at ``fraction_pruned``,
-    against ``references`` (per task and seed, e.g. plain fine-tuning) where given, else each run's unpruned row."""
-    rel = relative_performance(frame, [fraction_pruned], size_column, reference=references)
+    against ``references`` (per task and seed, e.g. plain fine-tuning) where given, else each run's unpruned row
+    (or the full network's score found beside it, ``run_references``)."""
+    rel = relative_performance(frame, [fraction_pruned], size_column, reference=references,
+                               run_references=run_references)
     return summarize_over_seeds(rel, "relative_performance")
 
 
@@ -163,12 +166,13 @@ def cross_task_table(summary: pd.DataFrame, higher_is_better: bool, text: Callab
 
 def relative_table(frame: pd.DataFrame, fraction_pruned: float, size_column: str | None = None,
                    secondary_metrics: Sequence[tuple[str, str]] = (),
-                   references: pd.DataFrame | None = None) -> CrossTaskTable:
+                   references: pd.DataFrame | None = None,
+                   run_references: Mapping[str, float] | None = None) -> CrossTaskTable:
     """The cross-task relative-performance table at ``fraction_pruned``, in % of the unpruned model (``references``:
     plain fine-tuning per task and seed, where given), with a column per (task, metric) of ``secondary_metrics``
     whose rows carry that metric (:func:`with_secondary_metrics`)."""
     extended = with_secondary_metrics(frame, secondary_metrics)
-    summary = relative_at(extended, fraction_pruned, size_column, references)
+    summary = relative_at(extended, fraction_pruned, size_column, references, run_references)
     table = cross_task_table(summary, True, lambda mean, se: format_mean_se(mean, se, digits=1, scale=100.0))
     unpruned = ("plain fine-tuning's test performance, same task and seed" if references is not None
                 else "the unpruned model's test performance")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import pandas as pd
 
-from benchmarks.results import SIZE_OBJECTIVES, best_so_far_rows, read_results
+from benchmarks.results import KINDS, SIZE_OBJECTIVES, best_so_far_rows, read_results
 from plotting.comparisons import read_manifest
 from plotting.document import Cell, Heading, Paragraph, Section, Table
 from plotting.hypervolume import final_hypervolume, hypervolume_over_time, resolve_size_column
@@ -30,6 +31,7 @@ from plotting.report_sections import (
     boxplot_section,
     catching,
     format_seconds,
+    front_members_section,
     hypervolume_section,
     paper_tables_section,
     pareto_section,
@@ -39,8 +41,9 @@ from plotting.report_sections import (
     write_documents,
 )
 from plotting.study import constant_valid_errors, finetuned_references, is_study_root, study_section
-from plotting.style import method_colors
+from plotting.style import axis_label, method_colors
 from plotting.supernet_report import split_supernet_runs, supernet_of, supernet_section, write_supernet_report
+from plotting.unpruned import RunReferences, run_references
 
 __all__ = [
     "FIGURES_DIR", "RANKS_TEX", "REPORT_HTML", "REPORT_MD", "VARIANT_COLUMNS", "ReportSettings", "add_arguments",
@@ -82,6 +85,36 @@ def grid_references(per_root: Iterable[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.concat(found, ignore_index=True) if found else None
 
 
+def check_results_rows(rows: pd.DataFrame, source: str | os.PathLike) -> None:
+    """Refuse, before the report writes anything, rows no section could read right: a kind or size objective this
+    version does not know (the size column would fall back silently), or a number column holding text."""
+    problems = []
+    kinds = sorted(set(rows["kind"].astype(str)) - set(KINDS))
+    if kinds:
+        problems.append(f"unknown kind(s) {', '.join(map(repr, kinds))} (known: {', '.join(KINDS)})")
+    objectives = sorted(set(rows["size_objective"].fillna("").astype(str)) - {"", *SIZE_OBJECTIVES})
+    if objectives:
+        problems.append(f"unknown size objective(s) {', '.join(map(repr, objectives))} (known: "
+                        f"{', '.join(SIZE_OBJECTIVES)})")
+    for column in NUMBER_COLUMNS:
+        given = rows[column].notna() & (rows[column].astype(str).str.strip() != "")
+        text = given & pd.to_numeric(rows[column], errors="coerce").isna()
+        if text.any():
+            problems.append(f"column {column} holds text ({rows.loc[text, column].astype(str).iloc[0]!r})")
+    if problems:
+        raise ValueError(f"the results in {source} cannot be reported: {'; '.join(problems)}; fix the file, or "
+                         "write it again with the command that made it")
+
+
+NUMBER_COLUMNS = ("seed", "valid_error", "test_error", "params", "param_fraction", "encoder_param_fraction", "macs",
+                  "mac_fraction", "runtime_s", "epoch")
+
+
+def methods_per_task(frame: pd.DataFrame) -> int:
+    """The largest number of methods (kind and method name) that ran on one task."""
+    return int(frame.groupby("task")[["kind", "method"]].apply(lambda rows: len(rows.drop_duplicates())).max())
+
+
 def write_report(
     results_dir_or_file: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -90,7 +123,13 @@ def write_report(
     sections: Sequence[Section] = (),
 ) -> Path:
     """Write report.md, report.html and figures/ for the results (one or several files or folders, e.g. NAS
-    runs and pruning baselines), with the caller's ``sections`` at the end; return the path of report.md."""
+    runs and pruning baselines), with the caller's ``sections`` at the end; return the path of report.md.
+
+    The report adapts to what it is given: for one method per task (one run, e.g. ``plm-nas demo``) it shows the
+    front, its sub-networks and how much of the full network they keep; with methods to compare (and for a grid's
+    folder) the hypervolume tables, ranks and cross-task tables. Everything that can be refused is refused before
+    the first file is written, and a report that fails leaves no folder it made behind.
+    """
     sources = ([results_dir_or_file] if isinstance(results_dir_or_file, (str, os.PathLike))
                else list(results_dir_or_file))
     if not sources:
@@ -98,7 +137,6 @@ def write_report(
     settings = settings or ReportSettings()
     if size_objective is not None:
         settings = replace(settings, size_objective=size_objective)
-    hv_settings = settings.hypervolume()
     sources, supernets = split_supernet_runs(sources)
     out_dir = Path(out_dir)
     if not sources:
@@ -108,6 +146,7 @@ def write_report(
     references = {source: finetuned_references(Path(source), settings.secondary_metrics) for source in manifests}
     for source in sources:
         rows = read_results(source)
+        check_results_rows(rows, source)
         manifest = manifests.get(source)
         main = manifest.is_main(rows) if manifest else pd.Series(True, index=rows.index)
         main_parts.append(rows[main])
@@ -115,23 +154,94 @@ def write_report(
     # the searchers are compared on a grid's main runs; its factor comparisons' runs count in their own tables
     frame = label_variants(pd.concat(main_parts, ignore_index=True))
     comparisons = pd.concat(comparison_parts, ignore_index=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    baselines = {task: error for source in manifests for task, error in constant_valid_errors(Path(source)).items()}
-    baselines.update(dict(settings.baseline_errors))
-    ctx = ReportContext(out_dir, settings, method_colors(frame["method"].astype(str).unique()),
-                        references=grid_references(references.values()), baselines=baselines)
-    title = "plm-nas results report"
-    ctx.blocks += [
-        Heading(title, 1),
-        Paragraph(f"Source: {', '.join(str(source) for source in sources)}. {len(frame)} rows, "
-                  f"{frame['run_id'].nunique()} runs, "
-                  f"{frame['task'].nunique()} task(s), {len(frame[['kind', 'method']].drop_duplicates())} method(s) "
-                  "(a method is a kind and method name)."),
-        Paragraph(precision_note(frame)),
-        Paragraph(f"Hypervolume: {hv_settings.describe()}. The compared rows are all rows of the task except "
-                  "standard-NAS epochs that do not improve their trial's best validation error so far, so a trial "
-                  "counts with its best epoch as of each time. Points beyond the reference point contribute nothing."),
-    ]
+    found = RunReferences()
+    for source in sources:
+        if source not in manifests:  # a grid's runs are measured against its plain fine-tuning
+            found.update(run_references(source))
+    made = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ctx = ReportContext(out_dir, settings, method_colors(frame["method"].astype(str).unique()),
+                            references=grid_references(references.values()), run_references=found.values(),
+                            reference_sources=found.sources())
+        if manifests or not comparisons.empty or methods_per_task(frame) > 1:
+            computed = comparison_report(frame, comparisons, sources, manifests, ctx)
+        else:
+            single_method_report(frame, sources, ctx)
+        for folder, metrics in supernets.items():
+            supernet_section(folder, metrics, ctx)
+        for source, manifest in manifests.items():  # a grid's folder: always the comparison layout
+            ctx.blocks += catching(ctx, study_section, Path(source), frame, computed.trajectories, computed.final,
+                                   settings.table_fractions_pruned, settings.size_objective,
+                                   settings.secondary_metrics, computed.everything, computed.everything_final,
+                                   manifest, references[source]).to_blocks()
+        for section in sections:
+            ctx.blocks += section.to_blocks()
+        return write_documents(ctx, TITLE)
+    except BaseException:
+        if made:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+TITLE = "plm-nas results report"
+
+
+class Hypervolumes(NamedTuple):
+    """What the comparison sections computed and a grid's study section reads again."""
+
+    trajectories: pd.DataFrame  # hypervolume over time of the main runs
+    final: pd.DataFrame  # their final hypervolume, one row per run
+    everything: pd.DataFrame  # the main runs and the grid's factor comparisons' runs
+    everything_final: pd.DataFrame
+
+
+def _source_paragraph(frame: pd.DataFrame, sources: Sequence[str | os.PathLike]) -> Paragraph:
+    runs = frame["run_id"].nunique()
+    return Paragraph(f"Source: {', '.join(str(source) for source in sources)}. {len(frame)} rows, "
+                     f"{runs} {'run' if runs == 1 else 'runs'}, {frame['task'].nunique()} task(s), "
+                     f"{len(frame[['kind', 'method']].drop_duplicates())} method(s) (a method is a kind and method "
+                     "name).")
+
+
+def _hypervolume_paragraph(ctx: ReportContext) -> Paragraph:
+    return Paragraph(f"Hypervolume: {ctx.settings.hypervolume().describe()}. The compared rows are all rows of the "
+                     "task except standard-NAS epochs that do not improve their trial's best validation error so far, "
+                     "so a trial counts with its best epoch as of each time. Points beyond the reference point "
+                     "contribute nothing.")
+
+
+def single_method_report(frame: pd.DataFrame, sources: Sequence[str | os.PathLike], ctx: ReportContext) -> None:
+    """One method per task: per task its front first, the sub-networks on it with their size, latency where known
+    and metric, relative to the full network, the relative performance at fixed fractions pruned, and the search's
+    hypervolume over time; nothing that compares methods (ranks, cross-task tables, their notes)."""
+    ctx.blocks += [Heading(TITLE, 1), _source_paragraph(frame, sources), Paragraph(precision_note(frame))]
+    trajectories = catching(ctx, hypervolume_over_time, best_so_far_rows(frame), ctx.settings.hypervolume())
+    for task, rows in frame.groupby("task", sort=True):
+        size = catching(ctx, resolve_size_column, rows, ctx.settings.size_objective)
+        methods = ", ".join(f"{m} ({k})" for k, m in rows[["kind", "method"]].drop_duplicates().itertuples(index=False))
+        count = rows["run_id"].nunique()
+        ctx.blocks += [Heading(f"Task {task}"), Paragraph(
+            f"{methods}: {count} {'run' if count == 1 else 'runs'}, {len(rows)} evaluated sub-networks, validation "
+            f"error against {axis_label(size)}.")]
+        pareto_section(str(task), rows, size, ctx)
+        front_members_section(str(task), rows, size, ctx)
+        relative_section(str(task), rows, size, ctx)
+        ctx.blocks += [Heading("Search progress", 3), _hypervolume_paragraph(ctx)]
+        hypervolume_section(str(task), trajectories[trajectories["task"] == task], ctx, heading=None)
+
+
+def comparison_report(frame: pd.DataFrame, comparisons: pd.DataFrame, sources: Sequence[str | os.PathLike],
+                      manifests: dict, ctx: ReportContext) -> Hypervolumes:
+    """Methods to compare: the paper's cross-task tables, average ranks, and per task the hypervolumes, ranks
+    (where the task has two methods or more), relative performance and fronts; boxplots across strategies and
+    search spaces."""
+    settings = ctx.settings
+    hv_settings = settings.hypervolume()
+    ctx.baselines = {task: error for source in manifests for task, error in constant_valid_errors(Path(source)).items()}
+    ctx.baselines.update(dict(settings.baseline_errors))
+    ctx.blocks += [Heading(TITLE, 1), _source_paragraph(frame, sources), Paragraph(precision_note(frame)),
+                   _hypervolume_paragraph(ctx)]
     compared = best_so_far_rows(frame)  # the rows the hypervolumes (and the tied-error notes) are computed on
     trajectories = catching(ctx, hypervolume_over_time, compared, hv_settings)
     sizes = {task: catching(ctx, resolve_size_column, part, settings.size_objective)
@@ -158,23 +268,16 @@ def write_report(
         ctx.blocks.append(Heading(f"Task {task}"))
         task_traj = trajectories[trajectories["task"] == task]
         hypervolume_section(str(task), task_traj, ctx)
-        ctx.blocks.append(Heading("Ranks", 3))
-        ctx.blocks.append(rank_table(task_traj, ctx))
+        if len(rows[["kind", "method"]].drop_duplicates()) > 1:
+            ctx.blocks.append(Heading("Ranks", 3))
+            ctx.blocks.append(rank_table(task_traj, ctx))
         relative_section(str(task), rows, sizes[task], ctx)
         ctx.blocks.append(Heading("Pareto fronts", 3))
         pareto_section(str(task), rows, sizes[task], ctx)
     boxplot_section(everything_final[everything_final["kind"] == "weight-sharing"], "strategy",
                     "super-network training strategies", ctx)
     boxplot_section(everything_final, "search_space", "search spaces", ctx)
-    for folder, metrics in supernets.items():
-        supernet_section(folder, metrics, ctx)
-    for source, manifest in manifests.items():
-        ctx.blocks += catching(ctx, study_section, Path(source), frame, trajectories, final,
-                               settings.table_fractions_pruned, settings.size_objective, settings.secondary_metrics,
-                               everything, everything_final, manifest, references[source]).to_blocks()
-    for section in sections:
-        ctx.blocks += section.to_blocks()
-    return write_documents(ctx, title)
+    return Hypervolumes(trajectories, final, everything, everything_final)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -210,7 +313,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def check_report_arguments(args: argparse.Namespace) -> None:
-    """Refuse, before reading anything, results given twice and a reference point that zeroes every hypervolume."""
+    """Refuse, before reading anything, results given twice, options out of range (a reference point that zeroes
+    every hypervolume, a fraction pruned outside [0, 1), a time grid of fewer than two points) and an output folder
+    that is a file."""
     covered: dict[Path, Path] = {}
     for source in map(Path, args.results):
         if not source.exists():
@@ -226,6 +331,12 @@ def check_report_arguments(args: argparse.Namespace) -> None:
                          "(normalised objectives lie in [0, 1]); use positive values, e.g. the default 2 2")
     if args.bootstrap_samples < 1:
         raise ValueError(f"--bootstrap-samples must be at least 1, got {args.bootstrap_samples}")
+    if args.grid_points < 2:
+        raise ValueError(f"--grid-points must be at least 2 (a time grid has a start and an end), got {args.grid_points}")
+    if not 0 <= args.cross_task_pruned < 1:
+        raise ValueError(f"--cross-task-pruned is a fraction pruned in [0, 1), e.g. 0.5; got {args.cross_task_pruned}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; pass a folder")
     parse_secondary_metrics(args.secondary_metrics)
     parse_baseline_errors(args.baseline_errors)
 

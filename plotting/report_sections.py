@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from benchmarks.results import best_epoch_rows
+from benchmarks.results import best_epoch_rows, pareto_mask, parse_metrics
 from plotting.document import (
     DASH,
     Block,
@@ -61,7 +61,7 @@ from plotting.paper_tables import (
     write_latex,
 )
 from plotting.ranks import bootstrap_average_ranks
-from plotting.relative import relative_performance
+from plotting.relative import relative_performance, unpruned_performance
 from plotting.style import axis_label, new_figure, save_figure
 
 REPORT_MD = "report.md"
@@ -149,6 +149,7 @@ def method_table(
         lookup = {(str(r.kind), str(r.method)): r for r in part.itertuples(index=False)}
         found = [lookup.get(m) for m in methods]
         flags = best_flags([np.nan if r is None else float(r.mean) for r in found], higher_is_better)
+        flags = flags if len(methods) > 1 else [False] * len(flags)  # no best where nothing is compared
         for m, row, flag in zip(methods, found, flags):
             cells[m].append(Cell(DASH if row is None else formatter(row), flag))
     rows = [[Cell(k), Cell(m)] + [Cell(t) for t in (extra or {}).get((k, m), [])] + cells[(k, m)] for k, m in methods]
@@ -172,6 +173,10 @@ class ReportContext:
     references: pd.DataFrame | None = None
     # per task, the constant predictor's validation error (a grid's super-networks' metrics, or given)
     baselines: dict[str, float] = field(default_factory=dict)
+    # run id -> the full network's test performance found beside the run (its super-network's, its fine-tuned
+    # model's: plotting.unpruned), for runs without an unpruned row of their own
+    run_references: dict[str, float] = field(default_factory=dict)
+    reference_sources: dict[str, str] = field(default_factory=dict)  # run id -> where its reference was found
 
     def note(self, text: str) -> None:
         """Add a note once (the same warning can come from several computations)."""
@@ -186,8 +191,12 @@ class ReportContext:
 
 def reference_name(ctx: ReportContext) -> str:
     """What relative performance is relative to, in words."""
-    return ("the unpruned model (plain fine-tuning with the same task and seed)" if ctx.references is not None
-            else "the unpruned model")
+    if ctx.references is not None:
+        return "the unpruned model (plain fine-tuning with the same task and seed)"
+    if ctx.run_references:
+        return ("the unpruned model (the run's own unpruned row, else the full network of the super-network or the "
+                "fine-tuned model the run started from)")
+    return "the unpruned model"
 
 
 def catching(ctx: ReportContext, func: Callable, *args, **kwargs):
@@ -234,14 +243,18 @@ def ranks_section(trajectories: pd.DataFrame, ctx: ReportContext) -> None:
     ctx.figure(fig, "ranks", "Average rank of methods across tasks (bootstrapped over seeds).")
 
 
-def hypervolume_section(task: str, trajectories: pd.DataFrame, ctx: ReportContext) -> None:
+def hypervolume_section(task: str, trajectories: pd.DataFrame, ctx: ReportContext,
+                        heading: str | None = "Final hypervolume") -> None:
+    """Each method's final hypervolume (a table under ``heading``, if any) and a figure of it over time and
+    evaluations, and of the regret over time."""
     per_run = final_hypervolume(trajectories)
     final = summarize_over_seeds(per_run)
     extra = {
         (str(k), str(m)): [str(len(g)), format_seconds(float(g[TIME].mean())), f"{g[EVALUATION].mean():.0f}"]
         for (k, m), g in per_run.groupby(["kind", "method"])
     }
-    ctx.blocks.append(Heading("Final hypervolume", 3))
+    if heading:
+        ctx.blocks.append(Heading(heading, 3))
     ctx.blocks.append(method_table(
         final, [0], ["final hypervolume (mean ± s.e.)"], None, True, lambda r: format_mean_se(r.mean, r.se), extra,
         ["runs", "mean runtime", "mean evaluations"],
@@ -285,7 +298,8 @@ def relative_section(task: str, rows: pd.DataFrame, size_column: str, ctx: Repor
         return
     fractions = sorted(set(ctx.settings.figure_fractions_pruned) | set(ctx.settings.table_fractions_pruned))
     num_blocks = len(ctx.blocks)
-    rel = catching(ctx, relative_performance, rows, fractions, size_column, reference=ctx.references)
+    rel = catching(ctx, relative_performance, rows, fractions, size_column, reference=ctx.references,
+                   run_references=ctx.run_references)
     if rel.empty or not np.isfinite(rel["relative_performance"].to_numpy(dtype=float)).any():
         if len(ctx.blocks) == num_blocks:  # no warning explained it already
             ctx.note(f"task {task}: relative performance is undefined (no chosen sub-network has a test error).")
@@ -311,6 +325,80 @@ def relative_section(task: str, rows: pd.DataFrame, size_column: str, ctx: Repor
     plot_relative_performance(summary, size_column, ax=axes[0], colors=ctx.colors)
     axes[0].set_title(f"{task}: relative performance")
     ctx.figure(fig, f"relative_{slug(task)}", f"{task}: relative test performance vs fraction pruned.")
+
+
+def main_metric_name(rows: pd.DataFrame) -> str | None:
+    """The task metric whose complement the rows' validation error is (read from their ``valid_metrics``: the one
+    metric every scored row has at 1 - valid_error), or None where no row tells."""
+    candidates: set[str] | None = None
+    cells = rows["valid_metrics"] if "valid_metrics" in rows.columns else pd.Series("", index=rows.index)
+    for error, cell in zip(rows["valid_error"].astype(float), cells):
+        metrics = parse_metrics(cell)
+        if not metrics or not np.isfinite(error):
+            continue
+        matching = {name for name, value in metrics.items() if np.isclose(value, 1.0 - error, rtol=0, atol=1e-9)}
+        candidates = matching if candidates is None else candidates & matching
+        if len(candidates) <= 1:
+            break
+    return next(iter(candidates)) if candidates and len(candidates) == 1 else None
+
+
+def front_members(run: pd.DataFrame, size_column: str) -> pd.DataFrame:
+    """A run's sub-networks on its Pareto front of validation error and size (each trial at its best epoch),
+    largest first."""
+    points = best_epoch_rows(run)
+    points = points[np.isfinite(points["valid_error"].astype(float)) & np.isfinite(points[size_column].astype(float))]
+    front = points[pareto_mask(points["valid_error"].astype(float), points[size_column].astype(float))]
+    return front.sort_values([size_column, "valid_error"], ascending=[False, True], kind="stable")
+
+
+LATENCY_COLUMN = "latency_ms"  # predicted from a latency table, where the rows have it
+
+
+def _score(value: float) -> str:
+    return DASH if not np.isfinite(value) else f"{value:.4f}"
+
+
+def front_members_section(task: str, rows: pd.DataFrame, size_column: str, ctx: ReportContext) -> None:
+    """The sub-networks on each run's front: their size fractions, latency where the rows have it, validation and
+    test metric, and the test metric relative to the full network's (the run's own unpruned row, else the full
+    network found beside the run)."""
+    metric = main_metric_name(rows) or "score (1 - error)"
+    runs = dict(tuple(best_epoch_rows(rows).groupby("run_id", sort=True)))
+    latency = bool(LATENCY_COLUMN in rows.columns
+                   and np.isfinite(pd.to_numeric(rows[LATENCY_COLUMN], errors="coerce")).any())
+    several = len(runs) > 1
+    header = (["run"] if several else []) + ["parameters", "fraction of params", "fraction of MACs"]
+    header += (["latency (ms, predicted)"] if latency else []) + [f"validation {metric}", f"test {metric}",
+                                                                   "% of the full network"]
+    table_rows, sources = [], []
+    for run_id, run in runs.items():
+        full, origin = unpruned_performance(run, size_column, ctx.run_references)
+        if origin == "row":
+            sources.append(f"{run_id}: its own unpruned row, test {metric} {full:.4f}")
+        elif origin == "found":
+            sources.append(f"{run_id}: {ctx.reference_sources.get(str(run_id), 'found beside the run')}, "
+                           f"test {metric} {full:.4f}")
+        for row in front_members(run, size_column).itertuples(index=False):
+            test = 1.0 - float(row.test_error)
+            cells = ([str(run_id)] if several else []) + [f"{int(row.params):,}", f"{row.param_fraction:.3f}",
+                                                           f"{row.mac_fraction:.3f}"]
+            if latency:
+                value = float(getattr(row, LATENCY_COLUMN))
+                cells.append(f"{value:.2f}" if np.isfinite(value) else DASH)
+            relative = 100.0 * test / full if np.isfinite(full) and full else float("nan")
+            cells += [_score(1.0 - float(row.valid_error)), _score(test),
+                      DASH if not np.isfinite(relative) else f"{relative:.1f}"]
+            table_rows.append([Cell(text) for text in cells])
+    ctx.blocks.append(Heading("Sub-networks on the front", 3))
+    full_text = ("; the full network: " + "; ".join(sources)) if sources else (
+        "; no full network's test score was found (no unpruned row, no super-network or fine-tuned model's metrics "
+        "beside the run), so the last column is empty")
+    ctx.blocks.append(Paragraph(
+        f"Each run's Pareto-optimal sub-networks (validation error vs {axis_label(size_column)}), largest first, "
+        f"with their {metric} (1 - error; a weight-sharing search scores the test split on its front only) and "
+        f"their test {metric} in % of the full network's{full_text}."))
+    ctx.blocks.append(Table(header, table_rows))
 
 
 def boxplot_section(final: pd.DataFrame, by: str, title: str, ctx: ReportContext) -> None:
@@ -339,7 +427,7 @@ def paper_tables_section(frame: pd.DataFrame, compared: pd.DataFrame, final: pd.
         "searchers (weight-sharing and standard NAS) ranked by final hypervolume per task and seed."))
     if frame["test_error"].notna().any():
         relative = catching(ctx, relative_table, frame, fraction, ctx.settings.size_objective,
-                            ctx.settings.secondary_metrics, ctx.references)
+                            ctx.settings.secondary_metrics, ctx.references, ctx.run_references)
         add_latex_tables(ctx, [(relative, relative_file_name(fraction))])
     else:
         ctx.note("no test errors in the results: the cross-task relative-performance table is skipped.")

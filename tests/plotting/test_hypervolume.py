@@ -37,7 +37,7 @@ def rows(**columns) -> pd.DataFrame:
         strategy="sandwich", task="rte", model="m", seed=0, config=[json.dumps({"i": i}) for i in range(n)],
         valid_error=0.5, test_error=np.nan, params=100, param_fraction=0.5, encoder_param_fraction=0.5, macs=1.0,
         mac_fraction=0.5, size_objective="param_fraction", runtime_s=list(range(1, n + 1)), epoch=np.nan,
-        pareto=False, valid_metrics="", test_metrics="", precision="",
+        pareto=False, valid_metrics="", test_metrics="", precision="", latency_ms=np.nan, latency_fraction=np.nan,
     )
     data = {c: columns.get(c, defaults[c]) for c in COLUMNS}
     return pd.DataFrame({c: v if isinstance(v, list) else [v] * n for c, v in data.items()})
