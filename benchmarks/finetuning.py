@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
@@ -186,3 +187,72 @@ def prepare(run: ModelRun) -> Setup:
     loaders = task_loaders(task, tokenizer, run.data, seed=run.trainer.seed)
     return Setup(task=task, model=model, tokenizer=tokenizer, loaders=loaders, device=device,
                  precision=Precision(run.trainer.precision, device.type))
+
+
+# ------------------------------------------------------------------------ plain fine-tuning of a task's model
+
+
+def best_model_epoch(setup: Setup, output_dir: Path, dataset_seed: int = 0) -> BestEpoch:
+    """Validate every epoch; on a new best validation error save the model (``best_model/`` with the tokenizer
+    and its task record) and score the test split."""
+    from benchmarks.artifacts import BEST_MODEL_DIR
+    from benchmarks.files import write_folder_atomic, write_json_atomic
+    from benchmarks.tasks.definition import TASK_FILE, task_definition
+    from benchmarks.tasks.metrics import metrics_fn
+    from supernet.evaluation import evaluate
+
+    model_record = {**task_definition(setup.task), "dataset_seed": dataset_seed}
+    score = metrics_fn(setup.task)
+
+    def validate(trainer: Trainer, epoch: int) -> dict[str, Any]:
+        return prefixed("valid", evaluate(trainer.supernet, setup.loaders["validation"], metrics_fn=score,
+                                          precision=setup.precision))
+
+    def keep(trainer: Trainer, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
+        model, tokenizer = trainer.supernet.model, setup.tokenizer
+
+        def save(folder: Path) -> None:
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            write_json_atomic(model_record, folder / TASK_FILE)  # the model's own task and split seed
+
+        write_folder_atomic(output_dir / BEST_MODEL_DIR, save)
+        return prefixed("test", evaluate(trainer.supernet, setup.loaders["test"], metrics_fn=score,
+                                         precision=setup.precision))
+
+    def show(trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+        print(epoch_line(epoch, trainer.config.epochs, record), flush=True)
+
+    return BestEpoch(validate, on_best=keep, on_saved=show, mark_best=True)
+
+
+def epoch_line(epoch: int, epochs: int, record: Mapping[str, Any]) -> str:
+    """``epoch 2/3  valid_error=0.1234  test_error=0.2345  (best)``."""
+    parts = [f"epoch {epoch}/{epochs}"]
+    parts += [f"{key}={value:.4f}" for key, value in record.items() if key.endswith("_error")]
+    return "  ".join(parts) + ("  (best)" if record.get("best") else "")
+
+
+def summarise(history: list[Record]) -> dict[str, Any]:
+    """Best epoch by validation error, with its validation and test metrics."""
+    best = best_record(history)
+    pick = lambda prefix: {k[len(prefix) + 1:]: v for k, v in best.items() if k.startswith(prefix + "_")}  # noqa: E731
+    return {"best_epoch": best["epoch"], "valid": pick("valid"), "test": pick("test")}
+
+
+def fine_tune_run(run: ModelRun, output_dir: Path, resume: bool = False, setup: Setup | None = None) -> dict[str, Any]:
+    """Plain fine-tuning of ``run`` into ``output_dir`` (what ``plm-nas finetune`` does after its checks): the best
+    epoch's model in ``best_model/``, per-epoch checkpoints in ``checkpoint/`` (``resume`` continues from them),
+    and ``metrics.json`` with the history and the best epoch's metrics, whose summary it returns."""
+    from benchmarks.artifacts import CHECKPOINT_DIR, METRICS_FILE
+    from benchmarks.files import write_json_atomic
+    from supernet.model import SuperNetwork
+
+    setup = setup or prepare(run)
+    best = best_model_epoch(setup, output_dir, run.data.dataset_seed)
+    history = fine_tune(SuperNetwork(setup.model), setup.loaders["train"], run.trainer, best,
+                        checkpoint_dir=output_dir / CHECKPOINT_DIR, resume=resume, data_identity=run.data_identity())
+    summary = {"task": setup.task.name, "model": run.model, "dataset_seed": run.data.dataset_seed,
+               "precision": run.trainer.precision, **summarise(history), "history": history}
+    write_json_atomic(summary, output_dir / METRICS_FILE)
+    return summary

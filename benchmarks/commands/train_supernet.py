@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from benchmarks.artifacts import CHECKPOINT_DIR, METRICS_FILE, SUPERNET_DIR, SUPERNET_INFO_FILE
+from benchmarks.artifacts import BEST_MODEL_DIR, CHECKPOINT_DIR, METRICS_FILE, SUPERNET_DIR, SUPERNET_INFO_FILE
 from benchmarks.commands.names import SEARCH_SPACE_NAMES, STRATEGY_NAMES
 from benchmarks.commands.options import add_common_arguments, check_option_ranges, model_run
 from benchmarks.errors import UsageError
@@ -33,6 +33,9 @@ if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers f
 
 DEFAULT_STRATEGY = "sandwich"
 DEFAULT_TEACHER_TEMPERATURE = 2.0  # as supernet.teacher.DEFAULT_TEACHER_TEMPERATURE
+INIT_FINETUNE, INIT_PRETRAINED = "finetune", "pretrained"
+DEFAULT_INIT = INIT_PRETRAINED
+FINETUNED_DIR = "finetuned"  # with --init-from finetune: the plain fine-tuning, as plm-nas finetune writes it
 DEFAULT_SEARCH_SPACE = "small"
 
 
@@ -67,6 +70,7 @@ class TrainSupernetSettings:
     init_from: Path | None = None  # a fine-tuned model folder the super-network starts from
     teacher: Path | None = None  # a fine-tuned model folder every pass learns from
     teacher_temperature: float = DEFAULT_TEACHER_TEMPERATURE
+    finetune: ModelRun | None = None  # with --init-from finetune: plain fine-tuning first, into OUTPUT/finetuned
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainSupernetSettings":
@@ -76,10 +80,13 @@ class TrainSupernetSettings:
 
         init_from = teacher = None
         full_warmup = args.full_warmup
-        if args.init_from is not None:
-            init_from = fine_tuned_model(args.init_from, "--init-from")
-            if full_warmup is None and "full_warmup" in strategy_options(args.strategy):
-                full_warmup = 0.0  # the full network is trained already
+        finetune_first = args.init_from == INIT_FINETUNE
+        if finetune_first:
+            init_from = (Path(args.output_dir) / FINETUNED_DIR / BEST_MODEL_DIR).resolve()
+        elif args.init_from != INIT_PRETRAINED:
+            init_from = fine_tuned_model(Path(args.init_from), "--init-from")
+        if init_from is not None and full_warmup is None and "full_warmup" in strategy_options(args.strategy):
+            full_warmup = 0.0  # the full network is trained already
         if args.teacher is not None and args.no_teacher:
             raise UsageError("--teacher and --no-teacher exclude each other")
         if args.teacher is not None:
@@ -90,16 +97,20 @@ class TrainSupernetSettings:
                                     full_warmup=full_warmup, sub_network_loss_weight=args.sub_network_loss_weight)
         check_options(strategy.name, **strategy.options())  # fail before loading
         run = model_run(args)
-        base_model = None
-        if init_from is not None:
-            base_model = check_fine_tuned(init_from, args.init_from, run, "--init-from")
+        base_model = finetune = None
+        if finetune_first:
+            base_model = run.model
+            finetune = replace(run, trainer=replace(run.trainer, epochs=args.finetune_epochs))
             run = replace(run, model=str(init_from))
-        if teacher is not None:
-            check_fine_tuned(teacher, args.teacher or args.init_from, run, "--teacher")
+        elif init_from is not None:
+            base_model = check_fine_tuned(init_from, Path(args.init_from), run, "--init-from")
+            run = replace(run, model=str(init_from))
+        if args.teacher is not None:
+            check_fine_tuned(teacher, args.teacher, run, "--teacher")
         return cls(run=run, output_dir=Path(args.output_dir), search_space=args.search_space,
                    strategy=strategy, rewire=args.rewire, rewire_examples=args.rewire_examples, resume=args.resume,
                    base_model=base_model, init_from=init_from, teacher=teacher,
-                   teacher_temperature=args.teacher_temperature)
+                   teacher_temperature=args.teacher_temperature, finetune=finetune)
 
     def data_identity(self) -> dict[str, Any]:
         """What the training data and targets are: the run's data and, with a teacher, which teacher it is."""
@@ -206,9 +217,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "(default 0.3; 0 with --init-from)",
     )
     start = parser.add_argument_group("starting from a fine-tuned model")
-    start.add_argument("--init-from", type=Path, default=None,
-                       help="a fine-tuned model of this task and split (plm-nas finetune's output): the super-network "
-                            "starts from its weights, rewired at the first step, and learns from it as its teacher")
+    start.add_argument("--init-from", default=DEFAULT_INIT, metavar="finetune|pretrained|DIR",
+                       help="what the super-network starts from: 'finetune' (plain fine-tuning of the pre-trained "
+                            "model first, --finetune-epochs, kept in OUTPUT/finetuned for the pruning baselines), a "
+                            "fine-tuned model of this task and split (DIR: plm-nas finetune's output), or 'pretrained' "
+                            "(the pre-trained model, with --full-warmup). From a fine-tuned model its heads and units "
+                            "are rewired before the first step and it is the teacher every pass learns from "
+                            f"(default {DEFAULT_INIT})")
+    start.add_argument("--finetune-epochs", type=int, default=3,
+                       help="epochs of plain fine-tuning with --init-from finetune (default 3)")
     start.add_argument("--teacher", type=Path, default=None,
                        help="a fine-tuned model every pass learns from (default: --init-from's, else none)")
     start.add_argument("--no-teacher", action="store_true", help="no teacher, also with --init-from")
@@ -221,6 +238,24 @@ def run(args: argparse.Namespace) -> int:
     check_option_ranges(args)
     train_supernet(TrainSupernetSettings.from_args(args), arguments=vars(args))
     return 0
+
+
+def fine_tune_first(run: ModelRun, folder: Path, arguments: Mapping[str, Any]) -> None:
+    """Plain fine-tuning into ``folder`` (as ``plm-nas finetune`` writes it, so pruning baselines can start from it),
+    unless it finished before; an interrupted one continues from its last epoch."""
+    from benchmarks.finetuning import fine_tune_run
+
+    if (folder / METRICS_FILE).is_file() and (folder / BEST_MODEL_DIR).is_dir():
+        print(f"plain fine-tuning: done before, in {folder}", flush=True)
+        return
+    print(f"plain fine-tuning first ({run.trainer.epochs} epochs) into {folder}", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_run_info(folder, arguments, seed=run.trainer.seed, keep_previous=(folder / CHECKPOINT_DIR).exists(),
+                   command_name="finetune", precision=run.trainer.precision)
+    write_task_file(run.task, folder)
+    summary = fine_tune_run(run, folder, resume=(folder / CHECKPOINT_DIR).exists())
+    print(f"plain fine-tuning: best epoch {summary['best_epoch']}, test {run.task.main_metric} "
+          f"{summary['test']['main']:.4f}", flush=True)
 
 
 def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]) -> None:
@@ -238,6 +273,8 @@ def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]
     output_dir, run, strategy_name = settings.output_dir, settings.run, settings.strategy.name
     if settings.resume:
         check_resume(output_dir / CHECKPOINT_DIR, run.trainer, strategy_name, settings.data_identity())
+    if settings.finetune is not None:
+        fine_tune_first(settings.finetune, output_dir / FINETUNED_DIR, arguments)
     setup = prepare(run)  # model, tokenizer and data load (or fail) before anything is written
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, arguments, seed=run.trainer.seed, keep_previous=settings.resume,

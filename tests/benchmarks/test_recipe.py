@@ -53,3 +53,24 @@ def test_a_fine_tuned_model_of_another_task_or_split_is_refused(finetuned, glue_
                 str(tmp_path / "nothing")]) == 2
     assert "--init-from" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in "abcd")  # refused before anything was written
+
+
+def test_init_from_finetune_fine_tunes_first_and_keeps_it_for_the_baselines(tiny_bert_dir, glue_dir, tmp_path, capsys):
+    out = tmp_path / "sn"
+    argv = ["train-supernet", "--model", str(tiny_bert_dir), "--data-dir", str(glue_dir), "--output-dir", str(out),
+            "--init-from", "finetune", "--finetune-epochs", "1", "--epochs", "1", "--lr", "1e-3", *DATA]
+    assert main(argv) == 0
+    finetuned = out / "finetuned"
+    record = json.loads((finetuned / "metrics.json").read_text())
+    assert len(record["history"]) == 1 and (finetuned / "best_model" / "config.json").is_file()
+    info = json.loads((out / "supernet" / "supernet.json").read_text())
+    assert info["init_from"] == info["teacher"] == str((finetuned / "best_model").resolve())
+    assert info["model"] == str(tiny_bert_dir)
+    # the fine-tuned model is a plm-nas finetune output: a pruning baseline starts from it
+    assert main(["prune", "--method", "rfp", "--finetuned", str(finetuned), "--output-dir", str(tmp_path / "rfp"),
+                 "--budgets", "0.5", "--num-samples", "8", "--data-dir", str(glue_dir), "--max-valid-samples", "24",
+                 "--max-test-samples", "24", "--threads", "1", "--no-progress"]) == 0
+    # a second run of the same command does not fine-tune again
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    assert "plain fine-tuning: done before" in capsys.readouterr().out
