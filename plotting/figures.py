@@ -16,6 +16,7 @@ from plotting.style import (
     color_for,
     method_label,
     new_figure,
+    tidy_log_axis,
 )
 
 RELATIVE_LEVELS: tuple[float, ...] = (100.0, 95.0, 90.0)
@@ -37,9 +38,11 @@ def _by_method(frame: pd.DataFrame):
 
 
 def _legend(ax: Axes, **kwargs) -> None:
+    """A legend where it hides the least data (matplotlib's ``best``); a report moves it below the figure
+    (:func:`plotting.style.shared_legend`)."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(fontsize="small", framealpha=0.85, **kwargs)
+        ax.legend(fontsize="small", framealpha=0.85, **{"loc": "best", **kwargs})
 
 
 def plot_pareto_fronts(
@@ -106,8 +109,10 @@ def plot_over_x(
                             color=color, alpha=0.18, linewidth=0)
     if log_x and (summary[x] > 0).all() and summary[x].nunique() > 1:
         ax.set_xscale("log")
+        tidy_log_axis(ax.xaxis)
     if log_y and (summary["mean"] > 0).any():
         ax.set_yscale("log")
+        tidy_log_axis(ax.yaxis)
     ax.set_xlabel(axis_label(x))
     ax.set_ylabel(ylabel)
     _legend(ax)
@@ -136,6 +141,7 @@ def plot_average_ranks(
     ax.set_yticks(np.arange(1, max(num_methods, 1) + 1))
     if log_x and (ranks[x] > 0).all() and ranks[x].nunique() > 1:
         ax.set_xscale("log")
+        tidy_log_axis(ax.xaxis)
     ax.set_xlabel(axis_label(x))
     ax.set_ylabel("average rank (1 = best)")
     _legend(ax)
@@ -179,7 +185,7 @@ def plot_relative_performance(
             ax.fill_between(xs[band], (mean - se)[band], (mean + se)[band], color=color, alpha=0.15, linewidth=0)
     ax.set_xlabel(f"{axis_label(size_column)} pruned (%)")
     ax.set_ylabel("relative test performance (%)")
-    _legend(ax, loc="lower left")
+    _legend(ax)
     return ax
 
 

@@ -62,7 +62,7 @@ from plotting.paper_tables import (
 )
 from plotting.ranks import bootstrap_average_ranks
 from plotting.relative import relative_performance, unpruned_performance
-from plotting.style import axis_label, new_figure, save_figure
+from plotting.style import axis_label, new_figure, save_figure, shared_legend
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -231,7 +231,7 @@ def ranks_section(trajectories: pd.DataFrame, ctx: ReportContext) -> None:
         "sample picks one run per method and task. Times are absolute; a finished run keeps its last value."
     ))
     ctx.blocks.append(rank_table(trajectories, ctx))
-    fig, axes = new_figure(11, 4, ncols=2)
+    fig, axes = new_figure(11, 4.8, ncols=2)
     for ax, x in zip(axes, (TIME, EVALUATION)):
         grid = make_grid(trajectories, x, ctx.settings.grid_points)
         ranks = bootstrap_average_ranks(
@@ -240,6 +240,7 @@ def ranks_section(trajectories: pd.DataFrame, ctx: ReportContext) -> None:
         plot_average_ranks(ranks, x, ax=ax, colors=ctx.colors)
     axes[0].set_title("average rank over wall-clock time")
     axes[1].set_title("average rank over evaluations")
+    shared_legend(fig, axes)
     ctx.figure(fig, "ranks", "Average rank of methods across tasks (bootstrapped over seeds).")
 
 
@@ -261,7 +262,7 @@ def hypervolume_section(task: str, trajectories: pd.DataFrame, ctx: ReportContex
     ))
     if final["n"].max() < 2:
         ctx.note("a single run per method: standard errors are shown as –.")
-    fig, axes = new_figure(16, 4.3, ncols=3)
+    fig, axes = new_figure(16, 5, ncols=3)
     for ax, x in zip(axes, (TIME, EVALUATION)):
         grid = make_grid(trajectories, x, ctx.settings.grid_points)
         summary = summarize_over_seeds(on_grid(trajectories, grid, x), by=("task", *METHOD_KEYS, x))
@@ -272,6 +273,7 @@ def hypervolume_section(task: str, trajectories: pd.DataFrame, ctx: ReportContex
     summary = summarize_over_seeds(regret, value="regret", by=("task", *METHOD_KEYS, TIME))
     plot_over_x(summary, TIME, ax=axes[2], colors=ctx.colors, ylabel="hypervolume regret", log_y=True)
     axes[2].set_title(f"{task}: regret (best hypervolume seen - hypervolume)")
+    shared_legend(fig, axes)
     ctx.figure(fig, f"hypervolume_{slug(task)}",
                f"{task}: hypervolume over time and evaluations, and regret over time (mean ± s.e. over seeds).")
 
@@ -281,10 +283,13 @@ def pareto_section(task: str, rows: pd.DataFrame, size_column: str, ctx: ReportC
     first_runs = points.sort_values("seed", kind="stable").drop_duplicates(["kind", "method"])["run_id"]
     shown = points[points["run_id"].isin(first_runs)]
     errors = ["valid_error"] + (["test_error"] if shown["test_error"].notna().any() else [])
-    fig, axes = new_figure(5.5 * len(errors), 4, ncols=len(errors))
+    fig, axes = new_figure(5.5 * len(errors), 4.8, ncols=len(errors))
     for ax, error in zip(axes, errors):
         plot_pareto_fronts(shown, size_column, error, ax=ax, colors=ctx.colors)
         ax.set_title(f"{task}: {axis_label(error)} vs size")
+    for ax in axes[1:]:  # the same sizes side by side (the validation panel has every point, test only some)
+        ax.set_xlim(axes[0].get_xlim())
+    shared_legend(fig, axes)
     ctx.figure(fig, f"pareto_{slug(task)}",
                f"{task}: evaluated sub-networks (faint) and Pareto fronts (steps), one run per method (lowest seed).")
     if len(errors) == 1:
@@ -321,9 +326,10 @@ def relative_section(task: str, rows: pd.DataFrame, size_column: str, ctx: Repor
     ctx.blocks.append(method_table(
         table, table_fractions, [f"{100 * f:.0f}% pruned" for f in table_fractions], "fraction_pruned", True, cell,
     ))
-    fig, axes = new_figure(6.5, 4.2)
+    fig, axes = new_figure(6.5, 5)
     plot_relative_performance(summary, size_column, ax=axes[0], colors=ctx.colors)
     axes[0].set_title(f"{task}: relative performance")
+    shared_legend(fig, axes)
     ctx.figure(fig, f"relative_{slug(task)}", f"{task}: relative test performance vs fraction pruned.")
 
 

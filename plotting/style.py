@@ -6,7 +6,12 @@ import zlib
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 # Known methods by canonical name (lower case, letters and digits only), with their aliases.
 _KNOWN_COLORS: dict[str, str] = {
@@ -62,12 +67,15 @@ FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf")
 
 
 def canonical_method(method: str) -> str:
-    """Lower-case letters and digits of a method name, with a ``ws-`` prefix dropped and known aliases resolved.
+    """Lower-case letters and digits of a method name, with a ``ws-`` prefix and a variant suffix (`` (kd, small)``,
+    as :func:`plotting.report.label_variants` names a method run with several strategies or search spaces) dropped
+    and known aliases resolved.
 
     A weight-sharing search is named after its searcher (``ws-morea``) and gets that searcher's colour; the kind
-    is told apart by the line style.
+    is told apart by the line style, a variant by a shade of its method's colour.
     """
     name = re.sub(r"^ws[-_ ]", "", str(method).lower())
+    name = re.sub(r"\s*\([^()]*\)$", "", name) or name
     key = re.sub(r"[^a-z0-9]", "", name)
     return _ALIASES.get(key, key)
 
@@ -81,18 +89,36 @@ def method_color(method: str) -> str:
 
 
 def method_colors(methods: Iterable[str]) -> dict[str, str]:
-    """Colours for a set of methods: :func:`method_color`, except that unknown names never share a colour."""
+    """Colours for a set of methods, the same in every figure and report: :func:`method_color` of each method,
+    except that two unknown methods never share a colour, and the variants of one method (``nsga2 (kd, small)``,
+    ``nsga2 (sandwich, small)``) get shades of its colour, in the order of their names."""
     colors: dict[str, str] = {}
     used: set[str] = set()
     names = sorted(set(map(str, methods)), key=lambda m: (canonical_method(m) not in _KNOWN_COLORS, m))
+    bases: dict[str, str] = {}  # canonical method -> the colour its first name got
     for name in names:
+        key = canonical_method(name)
+        if key in bases:
+            colors[name] = shade(bases[key], sum(canonical_method(other) == key for other in colors))
+            continue
         color = method_color(name)
-        if canonical_method(name) not in _KNOWN_COLORS and color in used:
+        if key not in _KNOWN_COLORS and color in used:
             free = [c for c in _EXTRA_COLORS if c not in used]
             color = free[0] if free else color
-        colors[name] = color
+        colors[name] = bases[key] = color
         used.add(color)
     return colors
+
+
+def shade(color: str, index: int) -> str:
+    """The ``index``-th shade of ``color`` (0: itself), alternately darker and lighter, further with each step."""
+    if index == 0:
+        return color
+    step = (index + 1) // 2
+    amount = min(0.25 * step, 0.75)
+    rgb = np.array(to_rgb(color))
+    target = np.zeros(3) if index % 2 else np.ones(3)
+    return to_hex(rgb + (target - rgb) * amount)
 
 
 def color_for(method: str, colors: Mapping[str, str] | None = None) -> str:
@@ -125,6 +151,39 @@ def new_figure(width: float = 6.0, height: float = 4.0, ncols: int = 1, nrows: i
     for ax in axes:
         ax.grid(True, alpha=0.3, linewidth=0.6)
     return fig, axes
+
+
+def plain_number(value: float, _position: object = None) -> str:
+    """A tick label as a reader writes it: 0.05, 2, 300, 20000 (no powers of ten)."""
+    return f"{value:.10g}"
+
+
+def tidy_log_axis(axis: Axis) -> None:
+    """Log-scale ticks that never overlap: plain numbers at 1, 2, 3, 5 and 7 times the powers of ten when the axis
+    spans less than a decade, at 1, 2 and 5 times them up to two decades, at the powers of ten alone otherwise
+    (thinned by matplotlib when there are many), and no labels on the minor ticks. Call it after the data are drawn
+    (it reads the axis' limits)."""
+    low, high = sorted(abs(v) for v in axis.get_view_interval())
+    decades = np.log10(high / low) if low > 0 else np.inf
+    subs = (1.0, 2.0, 3.0, 5.0, 7.0) if decades < 1 else (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8))
+    axis.set_major_formatter(FuncFormatter(plain_number))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def shared_legend(fig: Figure, axes: Iterable[Axes], columns: int | None = None) -> None:
+    """One legend for the figure, below its axes (where it hides no data), with each label once, in ``columns``
+    columns (default: as many as the figure's width holds, one per 2 inches): the axes' own legends are removed."""
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if handles:
+        columns = columns or max(1, int(fig.get_figwidth() // 2))
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                   ncols=min(columns, len(handles)), fontsize="small", frameon=False)
 
 
 # no creation date in the files: rebuilding a report from unchanged results leaves its figures byte-identical

@@ -24,7 +24,7 @@ from plotting.learning_curves import (
 )
 from plotting.report_sections import ReportContext, ReportSettings, slug, write_documents
 from plotting.study import is_study_root, supernet_folders
-from plotting.style import new_figure
+from plotting.style import new_figure, shared_legend
 
 SupernetRuns = dict[Path, dict[str, Any]]  # folder -> its metrics.json
 
@@ -106,9 +106,10 @@ def supernet_section(folder: Path, metrics: dict[str, Any], ctx: ReportContext) 
     header = ["epoch", *labels.values()]
     ctx.blocks.append(Table(header, [[Cell(str(epoch)), *(Cell(f"{value:.4f}") for value in row)]
                                      for epoch, row in table.iterrows()]))
-    fig, axes = new_figure()
+    fig, axes = new_figure(6, 4.6)
     plot_learning_curves(curves, metric_label=f"validation {metric}", constant=constant, ax=axes[0])
     axes[0].set_title(f"{metrics.get('task')}: probe sub-networks per epoch")
+    shared_legend(fig, axes)
     ctx.figure(fig, f"learning_curves_{slug(str(folder))}", "Validation metric of the probe sub-networks per epoch.")
 
 
