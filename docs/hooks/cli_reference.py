@@ -7,8 +7,8 @@ drift from the code. Nothing is skipped: a command whose module fails to import 
 formatted), a missing marker, or a build that never rendered ``cli.md`` fails the build with a message naming
 what went wrong.
 
-Registered in ``mkdocs.yml`` under ``hooks:``; ``exclude_docs`` keeps this file out of the built site. Under ``mkdocs serve``
-the command modules stay imported between rebuilds: restart it to see changed options.
+Registered in ``mkdocs.yml`` under ``hooks:``; ``exclude_docs`` keeps this file out of the built site. Under
+``mkdocs serve`` the command modules stay imported between rebuilds: restart it to see changed options.
 """
 from __future__ import annotations
 
