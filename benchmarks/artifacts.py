@@ -47,11 +47,63 @@ def read_supernet_info(folder: str | Path) -> dict[str, Any]:
         if file_sha256(Path(folder) / "config.json") != info["config_sha256"]:
             raise UsageError(f"{Path(folder) / 'config.json'} was edited since train-supernet saved it beside its "
                              "weights (SHA-256 differs); restore it, or retrain the super-network")
+    if not isinstance(info["num_labels"], int) or isinstance(info["num_labels"], bool):
+        raise UsageError(f"{path}: num_labels {info['num_labels']!r} is not a number of labels; it was edited: "
+                         "restore the file, or retrain the super-network")
     labels = len(config.get("id2label") or {}) or None
     if labels is not None and labels != int(info["num_labels"]):
         raise UsageError(f"{path} says {info['num_labels']} label(s) but {Path(folder) / 'config.json'} has a head "
                          f"for {labels}; one of them was edited: restore it, or retrain the super-network")
+    check_recorded_task(info, path, config)
     return info
+
+
+def check_recorded_task(info: dict[str, Any], path: Path, config: dict[str, Any]) -> None:
+    """Refuse a ``supernet.json`` whose task no longer matches the rest of the record (its task definition, the
+    head, labels and problem type that task needs) or the training run's own records beside it (``metrics.json``
+    and ``task.json`` of the ``train-supernet`` folder), or whose model ``config`` names other classes than the
+    task's: one of them was edited after the fact, and the search would score the network on data it was not
+    trained for."""
+    from benchmarks.errors import UsageError
+    from benchmarks.tasks.registry import get_task
+
+    def edited(what: str) -> UsageError:
+        return UsageError(f"{path} says task {info['task']!r} but {what}; one of them was edited: restore it, or "
+                          "retrain the super-network")
+
+    definition = info.get("task_definition") or {"name": info["task"], "registered": True}
+    if definition.get("name") != info["task"]:
+        raise edited(f"its task definition is of task {definition.get('name')!r}")
+    if definition.get("registered", True):
+        spec = get_task(str(info["task"]))
+        needs, classes = (spec.head, spec.num_labels, spec.is_regression), tuple(spec.label_names)
+    else:
+        regression = definition.get("task_type") == "regression"
+        classes = tuple(map(str, definition.get("label_names") or ()))
+        needs = ("sequence-classification", 1 if regression else len(classes), regression)
+    id2label = config.get("id2label") or {}
+    named = tuple(str(id2label[key]) for key in sorted(id2label, key=lambda key: int(key)))
+    if classes and named and not all(name.startswith("LABEL_") for name in named) and named != classes:
+        raise edited(f"its model config names the classes {', '.join(named)}, and that task's are {', '.join(classes)}")
+    recorded = (info["head"], info["num_labels"], info["problem_type"] == "regression")
+    if recorded != needs:
+        raise edited(f"it records a {recorded[0]} head for {recorded[1]} output(s){' (regression)' * recorded[2]}, "
+                     f"and that task needs a {needs[0]} head for {needs[1]}{' (regression)' * needs[2]}")
+    run_folder = path.parent.parent if path.parent.name == SUPERNET_DIR else None
+    if run_folder is None:
+        return
+    records = {METRICS_FILE: ("task", "strategy", "search_space"), "task.json": ("name",)}
+    for name, keys in records.items():
+        other = run_folder / name
+        try:
+            saved = json.loads(other.read_text()) if other.is_file() else {}
+        except (OSError, ValueError):
+            continue  # an unreadable record of the run is not this file's business
+        for key in keys:
+            mine = info["task"] if key == "name" else info.get(key)
+            if isinstance(saved, dict) and key in saved and saved[key] != mine:
+                raise UsageError(f"{path} says {'task' if key == 'name' else key} {mine!r} but {other} says "
+                                 f"{saved[key]!r}; one of them was edited: restore it, or retrain the super-network")
 
 
 def supernet_folder(path: str | Path) -> Path:

@@ -15,7 +15,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 import pandas as pd
 
-from benchmarks.results import KINDS, SIZE_OBJECTIVES, best_so_far_rows, read_results
+from benchmarks.results import KINDS, SIZE_OBJECTIVES, best_so_far_rows, parse_metrics, read_results
 from plotting.comparisons import read_manifest
 from plotting.document import Cell, Heading, Paragraph, Section, Table
 from plotting.hypervolume import final_hypervolume, hypervolume_over_time, resolve_size_column
@@ -106,6 +106,17 @@ def check_results_rows(rows: pd.DataFrame, source: str | os.PathLike) -> None:
                          "write it again with the command that made it")
 
 
+def check_secondary_metrics(frame: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> None:
+    """Refuse a secondary metric (``--secondary-metrics TASK:METRIC``) that the task's rows record others than:
+    its column would be silently absent. A task without rows, or whose rows record no metrics (older files), passes."""
+    for task, metric in pairs:
+        cells = frame.loc[frame["task"].astype(str) == task, "valid_metrics"]
+        recorded = sorted({name for cell in cells for name in parse_metrics(cell)})
+        if recorded and metric not in recorded:
+            raise ValueError(f"--secondary-metrics {task}:{metric}: the {task} rows record the metrics "
+                             f"{', '.join(recorded)}; pick one of them, or give the option without values for none")
+
+
 NUMBER_COLUMNS = ("seed", "valid_error", "test_error", "params", "param_fraction", "encoder_param_fraction", "macs",
                   "mac_fraction", "runtime_s", "epoch")
 
@@ -154,6 +165,7 @@ def write_report(
     # the searchers are compared on a grid's main runs; its factor comparisons' runs count in their own tables
     frame = label_variants(pd.concat(main_parts, ignore_index=True))
     comparisons = pd.concat(comparison_parts, ignore_index=True)
+    check_secondary_metrics(frame, settings.secondary_metrics)
     found = RunReferences()
     for source in sources:
         if source not in manifests:  # a grid's runs are measured against its plain fine-tuning

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -64,8 +65,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but CUDA is not available on this machine")
+    if device.type == "cuda" and not torch.cuda.is_available():  # a refused input (ValueError), not a crash
+        raise ValueError("--device cuda: CUDA is not available on this machine; use --device cpu (or auto)")
     return device
 
 
@@ -98,14 +99,23 @@ def load_model(
     if head not in _HEAD_CLASSES:
         raise ValueError(f"unknown head {head!r}; choose from {', '.join(_HEAD_CLASSES)}")
     config = load_config(name_or_path, num_labels=num_labels, problem_type=problem_type)
-    with _naming_folder(name_or_path, "model weights"):
+    with _naming_head_mismatch(name_or_path, num_labels), _naming_folder(name_or_path, "model weights"):
         model = _HEAD_CLASSES[head].from_pretrained(resolve_model_name(name_or_path), config=config)
     return model.to(resolve_device(device))
 
 
 def load_tokenizer(name_or_path: str | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model; in a local model folder, refused when it has more tokens than the model's
+    embeddings (it belongs to another model: the first unknown token id would crash the forward pass)."""
     with _naming_folder(name_or_path, "tokenizer"):
-        return AutoTokenizer.from_pretrained(resolve_model_name(name_or_path))
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(name_or_path))
+    config_file = Path(resolve_model_name(name_or_path)) / "config.json"
+    if config_file.is_file():
+        vocab_size = json.loads(config_file.read_text(encoding="utf-8")).get("vocab_size")
+        if isinstance(vocab_size, int) and len(tokenizer) > vocab_size:
+            raise ValueError(f"the tokenizer in {name_or_path} has {len(tokenizer):,} tokens but the model's embeddings "
+                             f"hold {vocab_size:,}: it belongs to another model; save the model with its own tokenizer")
+    return tokenizer
 
 
 @contextlib.contextmanager
@@ -119,6 +129,28 @@ def _naming_folder(name_or_path: str | None, what: str) -> Iterator[None]:
         message = " ".join(str(err).split()) or type(err).__name__
         raise ValueError(f"cannot load the {what} in {name_or_path}: {type(err).__name__}: {message}; the folder is "
                          "damaged or incomplete: save the model again, or pass another --model") from err
+
+
+@contextlib.contextmanager
+def _naming_head_mismatch(name_or_path: str | None, num_labels: int) -> Iterator[None]:
+    """Say what transformers' "mismatched sizes" error means here (its load report, which the error points to, is
+    hidden unless --verbose): a checkpoint fine-tuned with a head of another size, or weights that do not fit the
+    folder's own config.json."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - transformers' RuntimeError, or it as _naming_folder re-raised it
+        if "ignore_mismatched_sizes" not in str(err):
+            raise
+        config_file = Path(resolve_model_name(name_or_path)) / "config.json"
+        saved = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        heads = [name for name in saved.get("architectures") or () if name.endswith(("Classification", "Choice"))]
+        labels = len(saved.get("id2label") or {}) or int(saved.get("num_labels", 2))  # transformers' default: 2
+        if heads and labels != num_labels:
+            raise ValueError(f"the model {name_or_path} has a task head for {labels} label(s), and the task needs "
+                             f"{num_labels} output(s): it was fine-tuned on another task; pass the pre-trained model "
+                             "it came from, or one fine-tuned on this task") from err
+        raise ValueError(f"the weights in {name_or_path} do not fit its config.json (tensor sizes differ); save the "
+                         "model again, or pass another --model") from err
 
 
 def model_shape(model_or_config: PreTrainedModel | PretrainedConfig, head: str | None = None) -> ModelShape:

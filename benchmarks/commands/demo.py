@@ -111,6 +111,8 @@ def check_demo_options(args: argparse.Namespace) -> None:
     from benchmarks.tasks.registry import get_task
 
     check_option_ranges(args)
+    if args.num_samples < 1:  # the search stage has no other budget: it would refuse only after the training
+        raise UsageError(f"--num-samples must be at least 1, got {args.num_samples}")
     if custom_data_given(args):
         task_spec(argparse.Namespace(**{**vars(args), "task": None, "data_dir": args.data_dir}))
     else:

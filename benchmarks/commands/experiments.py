@@ -93,7 +93,42 @@ def grid_precision(args: argparse.Namespace, steps: Sequence[Step]) -> str:
     return resolve_precision_option(args.precision, args.device, recorded, where="this grid").name
 
 
+def check_grid_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before any folder is made, factor values no step could run: an unknown task (neither registered nor
+    one of the grid's own), searcher (weight-sharing searches take no multi-fidelity one), strategy or search space,
+    a model that names a folder without a model, a negative seed or thread count."""
+    from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES, STRATEGY_NAMES
+    from benchmarks.commands.options import check_model_argument
+    from benchmarks.errors import UsageError
+    from benchmarks.tasks.registry import TASK_NAMES
+
+    grid = get_grid(args.grid)
+    own_tasks = {task for part in (grid, *grid.parts) for task in part.tasks}
+    known = {
+        "--tasks": (args.tasks, (*TASK_NAMES, *sorted(own_tasks - set(TASK_NAMES)))),
+        "--ws-searchers": (args.ws_searchers, tuple(name for name in SEARCHER_NAMES if name != "moasha")),
+        "--nas-searchers": (args.nas_searchers, SEARCHER_NAMES),
+        "--strategies": (args.strategies, STRATEGY_NAMES),
+        "--search-spaces": (args.search_spaces, SEARCH_SPACE_NAMES),
+    }
+    for flag, (values, allowed) in known.items():
+        unknown = [value for value in values or () if value not in allowed]
+        if unknown:
+            raise UsageError(f"{flag} {' '.join(unknown)}: not one of {', '.join(allowed)}")
+    for model in args.models or ():
+        check_model_argument(model)
+    if any(seed < 0 for seed in args.seeds or ()):
+        raise UsageError(f"--seeds must be 0 or more, got {' '.join(map(str, args.seeds))}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.export_results is not None and args.export_results.is_file():
+        raise UsageError(f"--export-results {args.export_results} is a file; pass a folder")
+    if Path(args.output_dir).is_file():
+        raise UsageError(f"--output-dir {args.output_dir} is a file; pass a folder")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_grid_arguments(args)
     grid = restrict(
         get_grid(args.grid), tasks=args.tasks, models=args.models, search_spaces=args.search_spaces,
         strategies=args.strategies, ws_searchers=args.ws_searchers, nas_searchers=args.nas_searchers,

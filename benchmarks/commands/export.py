@@ -49,6 +49,7 @@ from benchmarks.files import write_json_atomic
 from benchmarks.results import (
     METRICS_COLUMNS,
     RESULTS_FILE,
+    SIZE_OBJECTIVES,
     best_epoch_rows,
     mark_pareto,
     parse_metrics,
@@ -187,6 +188,25 @@ def model_name(rank: int, row: pd.Series) -> str:
     return f"subnet-{rank:02d}-params{int(row['params'])}"
 
 
+def check_exportable(row: pd.Series, source: SuperNetSource | None, saved: dict[tuple[str, int], Path]) -> None:
+    """Refuse a row whose config is not JSON, does not fit the super-network's search space or task, or (standard
+    NAS) has no saved model, before anything is written."""
+    from search_spaces import get_search_space
+
+    try:
+        config = json.loads(row["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the config of the row with {int(row['params']):,} parameters is not valid JSON ({err}): "
+                         "the results file was edited; restore it") from err
+    if row["kind"] == "weight-sharing":
+        if str(row["task"]) != str(source.info["task"]):
+            raise ValueError(f"row of task {row['task']!r} cannot come from a super-network of task "
+                             f"{source.info['task']!r}")
+        get_search_space(str(row["search_space"]), source.shape).to_masks(config)
+    else:
+        saved_model_of(row, saved)
+
+
 def export_weight_sharing(row: pd.Series, source: SuperNetSource, target: Path) -> dict[str, Any]:
     """Extract the row's sub-network from the super-network into ``target``."""
     from search_spaces import get_search_space
@@ -218,19 +238,25 @@ def saved_trial_models(root: Path) -> dict[tuple[str, int], Path]:
     return found
 
 
-def export_standard(row: pd.Series, saved: dict[tuple[str, int], Path], target: Path) -> dict[str, Any]:
-    """Copy the model a standard-NAS trial saved for the row's config and epoch into ``target``."""
+def saved_model_of(row: pd.Series, saved: dict[tuple[str, int], Path]) -> Path:
+    """The folder of the model a standard-NAS trial saved for the row's config and epoch."""
     from baselines.searchers.ask_tell import config_key  # syne_tune loads only when needed
-    from supernet.extract import load_extracted_masks
 
-    key = (config_key(json.loads(row["config"])), int(row["epoch"]))
-    folder = saved.get(key)
+    folder = saved.get((config_key(json.loads(row["config"])), int(row["epoch"])))
     if folder is None:
         raise ValueError(
             "standard NAS fine-tunes every sub-network separately, and its weights are kept only when the "
             "trials saved them: run `plm-nas nas --save-models` to keep each trial's best epoch, then export "
             f"again (no saved model for the trial of epoch {int(row['epoch'])} with config {row['config'][:80]}...)"
         )
+    return folder
+
+
+def export_standard(row: pd.Series, saved: dict[tuple[str, int], Path], target: Path) -> dict[str, Any]:
+    """Copy the model a standard-NAS trial saved for the row's config and epoch into ``target``."""
+    from supernet.extract import load_extracted_masks
+
+    folder = saved_model_of(row, saved)
     shutil.copytree(folder, target, dirs_exist_ok=True)
     masks = load_extracted_masks(target)
     return {**row_record(row), "masks": masks.to_dict() if masks is not None else None, "source": str(folder)}
@@ -260,6 +286,8 @@ def export(
             raise ValueError("weight-sharing rows are extracted from their super-network: pass --supernet DIR")
         source = SuperNetSource.load(supernet, device=device)
     saved = saved_trial_models(results_root) if "standard" in kinds and results_root is not None else {}
+    for _, row in chosen.iterrows():  # a refused row refuses the export before out/ is made
+        check_exportable(row, source, saved)
     out.mkdir(parents=True, exist_ok=True)
     full_ms = full_network_latency(source, chosen, latency, device)
     records = []
@@ -421,6 +449,10 @@ def run(args: argparse.Namespace) -> int:
     check_option_ranges(args)
     settings = ExportSettings.from_args(args)
     frame = read_results(settings.results)
+    unknown = sorted(set(frame["size_objective"].fillna("").astype(str)) - set(SIZE_OBJECTIVES))
+    if unknown:  # pick rules would read another column, or none, as the size
+        raise ValueError(f"{settings.results}: rows with size objective(s) {', '.join(map(repr, unknown))}, not one of "
+                         f"{', '.join(SIZE_OBJECTIVES)}; the results file was edited: restore it")
     root = settings.results if settings.results.is_dir() else settings.results.parent
     records = export(frame, settings.pick, settings.out, supernet=settings.supernet, results_root=root,
                      run_id=settings.run_id, device=settings.device, latency=settings.latency,

@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     task = task_spec(args)  # your own files are read and checked here, before Syne Tune or Ray start
     check_local_copy(task, args.data_dir)
+    if args.backend == "local":  # Ray trials may find the model on their own nodes
+        check_model_loads(args.model, task)
     settings = replace(NasSettings.from_args(args), task=task.name,
                        task_definition=task_definition(task) if task.files is not None else None)
     settings = replace(settings, protocol=replace(settings.protocol, precision=trial_precision(args)))
@@ -129,6 +131,16 @@ def run(args: argparse.Namespace) -> int:
         code = run_local(settings, args)
     check_some_trial_reported(Path(settings.output_dir))
     return code
+
+
+def check_model_loads(model: str, task: object) -> None:
+    """Load the model and tokenizer once, as every trial will, before the run's folder is made: a model that cannot
+    be loaded (a damaged checkpoint, an unsupported family, a head fine-tuned for another task, a hub name not
+    available offline) is refused here instead of failing in every trial."""
+    from supernet.loading import load_model, load_tokenizer
+
+    load_model(model, head=task.head, num_labels=task.num_labels, problem_type=task.problem_type, device="cpu")
+    load_tokenizer(model)
 
 
 def trial_precision(args: argparse.Namespace) -> str:

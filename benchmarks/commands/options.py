@@ -278,8 +278,9 @@ def model_run(args: argparse.Namespace) -> ModelRun:
 
 POSITIVE_INTS = ("epochs", "batch_size", "eval_batch_size", "max_length", "seq_len", "threads", "max_train_samples",
                  "max_valid_samples", "max_test_samples", "num_random", "rewire_examples", "workers", "max_trials",
-                 "cpus_per_worker", "cpus_per_trial", "sample_batch_size", "latency_batch_size", "latency_repeats")
-NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples")
+                 "cpus_per_worker", "cpus_per_trial", "sample_batch_size", "latency_batch_size", "latency_repeats",
+                 "finetune_epochs")
+NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples", "seed", "dataset_seed")
 POSITIVE_FLOATS = ("lr", "max_grad_norm", "temperature", "max_wallclock", "poll_interval", "step_fraction", "max_scale",
                    "teacher_temperature")
 
@@ -309,6 +310,10 @@ def check_option_ranges(args: argparse.Namespace) -> None:
         raise UsageError(f"--data-dir {given['data_dir']}: no such folder; pass the folder that holds the task's "
                          "data (for GLUE: RTE/, MRPC/, ...)")
     check_model_argument(given.get("model"))
+    if given.get("device") == "cuda" and given.get("backend") != "ray":  # Ray trials may run on other machines
+        from supernet.loading import resolve_device
+
+        resolve_device("cuda")  # refuses a machine without CUDA (ValueError) before anything is loaded
     for name in ("output_dir", "out"):
         if name in given and Path(given[name]).exists() and not Path(given[name]).is_dir():
             raise UsageError(f"{_flag(name)} {given[name]} is a file; pass a folder")

@@ -125,13 +125,17 @@ def run(args: argparse.Namespace) -> int:
     finetuned = locate_finetuned(settings, task)  # model folder, task and split seed checked before writing anything
     settings = replace(settings, task=finetuned.task.name,
                        precision=resolve_precision_option(args.precision, settings.device).name)
+    ctx = prepare(settings, method.extra_splits, finetuned)  # model, tokenizer and data load before anything is written
+    if settings.layers_dropped is not None:  # the model's depth is known now: refuse too many before writing
+        from baselines.pruning.layer_drop import layer_drop_schedule
+
+        layer_drop_schedule(ctx.shape, list(settings.layers_dropped))
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     run_id = settings.run_id or default_run_id(settings)
     write_run_info(output_dir, args, seed=settings.seed, command_name="prune", run_id=run_id,
                    dataset_seed=finetuned.dataset_seed, finetuned_model=str(finetuned.model_dir),
                    precision=settings.precision)
-    ctx = prepare(settings, method.extra_splits, finetuned)
     writer = ResultsWriter(ctx=ctx, run_id=run_id, started=time.perf_counter())
     writer.add(Candidate(masks=SubNetworkMasks.full(ctx.shape), model=ctx.model, details={"unpruned": True}))
     for candidate in method.candidates(ctx):

@@ -29,6 +29,13 @@ _FILE_READERS = {
 }
 
 
+def _blank(path: Path, head: int = 1 << 16) -> bool:
+    """Whether a file holds nothing but white space (and a byte-order mark), reading at most ``head`` bytes."""
+    with open(path, "rb") as handle:
+        start = handle.read(head)
+    return len(start) < head and not start.lstrip(b"\xef\xbb\xbf \t\r\n")
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV, TSV, JSON or JSON-lines file (chosen by suffix) into a data frame; errors name the file."""
     from benchmarks.errors import UsageError, one_line
@@ -39,6 +46,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"cannot read {path}: unknown file type {path.suffix!r}; use {', '.join(_FILE_READERS)}")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    if _blank(path):  # pandas would say "No columns to parse from file"
+        raise UsageError(f"{path} is empty; give a file with a header and at least one row")
     try:
         frame = reader(path)
     except Exception as err:  # noqa: BLE001 - pandas' parser, JSON and Unicode errors name no file
@@ -142,7 +151,8 @@ def custom_task(
         missing = [col for col in (*text_columns, label_column) if col not in frame.columns]
         if missing:
             raise ValueError(
-                f"{files[split]} lacks the columns {missing}; it has {', '.join(map(str, frame.columns))}"
+                f"{files[split]} lacks the columns {missing}; it has "
+                f"{', '.join(map(str, frame.columns)) or 'none'}"
             )
         empty = [i for i, value in enumerate(frame[label_column].tolist()) if _is_missing(value)]
         if empty:

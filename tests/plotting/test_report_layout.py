@@ -171,3 +171,13 @@ def test_a_report_that_fails_midway_removes_the_folder_it_made_but_not_one_it_wa
     with pytest.raises(RuntimeError):
         write_report(tmp_path / "search", tmp_path / "given", settings=SETTINGS)
     assert (tmp_path / "given" / "mine.txt").read_text() == "keep"
+
+
+def test_a_secondary_metric_the_rows_do_not_record_is_refused(tmp_path):
+    write_atomic(search_rows(FRONT), tmp_path / "search" / "results.csv")
+    settings = ReportSettings(bootstrap_samples=20, grid_points=10, secondary_metrics=(("rte", "mcc"),))
+    with pytest.raises(ValueError, match="rte:mcc: the rte rows record the metrics accuracy, f1"):
+        write_report(tmp_path / "search", tmp_path / "report", settings=settings)
+    assert not (tmp_path / "report").exists()
+    recorded = ReportSettings(bootstrap_samples=20, grid_points=10, secondary_metrics=(("rte", "f1"), ("mrpc", "x")))
+    assert write_report(tmp_path / "search", tmp_path / "report", settings=recorded).is_file()
