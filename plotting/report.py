@@ -86,8 +86,12 @@ def grid_references(per_root: Iterable[pd.DataFrame]) -> pd.DataFrame | None:
 
 
 def check_results_rows(rows: pd.DataFrame, source: str | os.PathLike) -> None:
-    """Refuse, before the report writes anything, rows no section could read right: a kind or size objective this
-    version does not know (the size column would fall back silently), or a number column holding text."""
+    """Refuse, before the report writes anything, rows no section could read right: none at all, a kind or size
+    objective this version does not know (the size column would fall back silently), or a number column holding
+    text."""
+    if rows.empty:
+        raise ValueError(f"the results in {source} hold no rows (a run that evaluated nothing yet?); report runs "
+                         "that have results")
     problems = []
     kinds = sorted(set(rows["kind"].astype(str)) - set(KINDS))
     if kinds:

@@ -380,10 +380,11 @@ def front_members_section(task: str, rows: pd.DataFrame, size_column: str, ctx: 
     table_rows, sources = [], []
     for run_id, run in runs.items():
         full, origin = unpruned_performance(run, size_column, ctx.run_references)
+        named = f"{run_id}: " if several else ""
         if origin == "row":
-            sources.append(f"{run_id}: its own unpruned row, test {metric} {full:.4f}")
+            sources.append(f"{named}its own unpruned row, test {metric} {full:.4f}")
         elif origin == "found":
-            sources.append(f"{run_id}: {ctx.reference_sources.get(str(run_id), 'found beside the run')}, "
+            sources.append(f"{named}{ctx.reference_sources.get(str(run_id), 'found beside the run')}, "
                            f"test {metric} {full:.4f}")
         for row in front_members(run, size_column).itertuples(index=False):
             test = 1.0 - float(row.test_error)

@@ -140,6 +140,13 @@ def test_the_main_metric_is_read_from_the_rows_metrics():
     assert main_metric_name(rows.assign(valid_metrics="")) is None
 
 
+def test_a_results_table_without_rows_is_refused(tmp_path):
+    write_atomic(search_rows(FRONT).iloc[:0], tmp_path / "search" / "results.csv")
+    with pytest.raises(ValueError, match="hold no rows"):
+        write_report(tmp_path / "search", tmp_path / "report", settings=SETTINGS)
+    assert not (tmp_path / "report").exists()
+
+
 @pytest.mark.parametrize("column, value, message", [
     ("size_objective", "params", "unknown size objective(s) 'params'"),
     ("kind", "pruning", "unknown kind(s) 'pruning'"),
