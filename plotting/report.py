@@ -85,6 +85,10 @@ def grid_references(per_root: Iterable[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.concat(found, ignore_index=True) if found else None
 
 
+NUMBER_COLUMNS = ("seed", "valid_error", "test_error", "params", "param_fraction", "encoder_param_fraction", "macs",
+                  "mac_fraction", "runtime_s", "epoch")
+
+
 def check_results_rows(rows: pd.DataFrame, source: str | os.PathLike) -> None:
     """Refuse, before the report writes anything, rows no section could read right: none at all, a kind or size
     objective this version does not know (the size column would fall back silently), or a number column holding
@@ -119,10 +123,6 @@ def check_secondary_metrics(frame: pd.DataFrame, pairs: Sequence[tuple[str, str]
         if recorded and metric not in recorded:
             raise ValueError(f"--secondary-metrics {task}:{metric}: the {task} rows record the metrics "
                              f"{', '.join(recorded)}; pick one of them, or give the option without values for none")
-
-
-NUMBER_COLUMNS = ("seed", "valid_error", "test_error", "params", "param_fraction", "encoder_param_fraction", "macs",
-                  "mac_fraction", "runtime_s", "epoch")
 
 
 def methods_per_task(frame: pd.DataFrame) -> int:
@@ -174,7 +174,7 @@ def write_report(
     for source in sources:
         if source not in manifests:  # a grid's runs are measured against its plain fine-tuning
             found.update(run_references(source))
-    made = not out_dir.exists()
+    made = first_missing(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         ctx = ReportContext(out_dir, settings, method_colors(frame["method"].astype(str).unique()),
@@ -195,9 +195,19 @@ def write_report(
             ctx.blocks += section.to_blocks()
         return write_documents(ctx, TITLE)
     except BaseException:
-        if made:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
         raise
+
+
+def first_missing(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet (what making ``folder`` creates), or None."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
 
 
 TITLE = "plm-nas results report"

@@ -171,7 +171,7 @@ def test_a_report_that_fails_midway_removes_the_folder_it_made_but_not_one_it_wa
 
     monkeypatch.setattr(report, "front_members_section", broken)
     with pytest.raises(RuntimeError, match="drawing failed"):
-        write_report(tmp_path / "search", tmp_path / "new", settings=SETTINGS)
+        write_report(tmp_path / "search", tmp_path / "new" / "deeper", settings=SETTINGS)
     assert not (tmp_path / "new").exists()
     (tmp_path / "given").mkdir()
     (tmp_path / "given" / "mine.txt").write_text("keep")
