@@ -70,7 +70,7 @@ def evaluate(
         for batch in loader:
             labels = batch["labels"]
             inputs = {key: value.to(device) for key, value in batch.items() if key != "labels"}
-            with precision.autocast() if precision is not None else contextlib.nullcontext():
+            with precision.autocast(model) if precision is not None else contextlib.nullcontext():
                 logits = model(**inputs).logits
             logits = logits.float().cpu()
             all_logits.append(logits.numpy())

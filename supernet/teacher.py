@@ -35,6 +35,6 @@ class Teacher:
     @torch.no_grad()
     def logits(self, inputs: Mapping[str, Any], precision: Precision = FP32) -> torch.Tensor:
         """The teacher's float32 logits for one batch (without labels)."""
-        with precision.autocast():
+        with precision.autocast(self.model):
             logits = self.model(**inputs).logits
         return logits.float()

@@ -172,7 +172,7 @@ def mask_gradients(
                 "unit_gates": base_units.expand(sequences, -1, -1).clone().requires_grad_() if units else None,
             }
             labels = batch.pop("labels")
-            with gated(model, **gates), precision.autocast():
+            with gated(model, **gates), precision.autocast(model):
                 logits = model(**batch).logits
             logits = logits.float()
             # Summed (not averaged) loss: the gradient w.r.t. sequence i's gates is example i's gradient.

@@ -51,14 +51,14 @@ def measure_latency(
     try:
         for _ in range(warmup):
             for batch in batches:
-                with precision.autocast():
+                with precision.autocast(model):
                     model(**batch)
         times = []
         for _ in range(repeats):
             _sync(device)
             start = time.perf_counter()
             for batch in batches:
-                with precision.autocast():
+                with precision.autocast(model):
                     model(**batch)
             _sync(device)
             times.append(time.perf_counter() - start)

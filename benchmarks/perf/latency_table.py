@@ -70,7 +70,7 @@ def median_ms(runners: Mapping[str, Callable[[], object]], setting: LatencySetti
 
 def _runner(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], precision: Precision) -> Callable[[], object]:
     def run() -> object:
-        with precision.autocast():
+        with precision.autocast(model):
             return model(**batch)
 
     return run

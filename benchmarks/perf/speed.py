@@ -96,15 +96,15 @@ def runners_for(
     extracted = extract_sub_network(model, masks)
 
     def run_masked() -> object:
-        with masked(model, masks), precision.autocast():
+        with masked(model, masks), precision.autocast(model):
             return model(**batch)
 
     def run_sliced() -> object:
-        with supernet.sub_network(masks), precision.autocast():
+        with supernet.sub_network(masks), precision.autocast(supernet):
             return supernet(**batch)
 
     def run_extracted() -> object:
-        with precision.autocast():
+        with precision.autocast(extracted):
             return extracted(**batch)
 
     return {"masked": run_masked, "sliced": run_sliced, "extracted": run_extracted}

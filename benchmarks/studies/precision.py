@@ -8,10 +8,11 @@
   command, data and seed; target: within 0.01);
 - the default super-network: the test metric of its full network and of every probe sub-network (target: full
   within 0.01, probes within 0.02);
-- scoring: the same 100 sub-networks of the bf16 super-network (its random search) scored once in bf16 and once
-  in fp32 (this study runs the fp32 search, ``--precision fp32`` with the same seed, so random search proposes the
-  same sub-networks): Kendall's tau of their validation errors (target >= 0.9) and the hypervolume of each
-  scoring's Pareto front (validation error vs fraction of MACs, reference point (1, 1); target: within 1%).
+- scoring: the same 100 sub-networks of the bf16 super-network scored once in bf16 and once in fp32 (this study
+  runs both searches, the grid's random search again with ``--precision bf16`` and ``--precision fp32`` and the
+  same seed, so random search proposes the same sub-networks, and both scorings come from the same code): Kendall's
+  tau of their validation errors (target >= 0.9) and the hypervolume of each scoring's Pareto front (validation
+  error vs fraction of MACs, reference point (1, 1); target: within 1%).
 
 Writes ``OUT/parity.csv`` (one row per task, seed and quantity: fp32, bf16, difference, target, met) and
 ``OUT/parity.md``, and copies the grid's small files (tables, metrics, logs; no weights) below ``OUT/runs``.
@@ -37,7 +38,7 @@ METRIC_TARGET = 0.01
 PROBE_TARGET = 0.02
 TAU_TARGET = 0.9
 HYPERVOLUME_TARGET = 0.01  # relative
-RESCORED = "rescored-fp32"
+RESCORED = "rescored-{precision}"
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -95,14 +96,14 @@ def scoring_rows(task: str, seed: int, bf16_search: Path, fp32_search: Path) -> 
     return rows
 
 
-def rescore(search: Path, out: Path) -> Path:
-    """Score the sub-networks of a bf16 search again in fp32 (same searcher and seed), unless done before."""
+def rescore(search: Path, out: Path, precision: str) -> Path:
+    """Score the sub-networks of a search again in ``precision`` (same searcher and seed), unless done before."""
     if (out / "results.csv").is_file():
         return out
     run = _json(search / "run.json")["arguments"]
     argv = [sys.executable, "-m", "benchmarks.cli", "search", "--supernet", str(run["supernet"]), "--searcher",
             str(run["searcher"]), "--seed", str(run["seed"]), "--num-samples", str(run["num_samples"]),
-            "--size-objective", str(run["size_objective"]), "--precision", "fp32", "--output-dir", str(out),
+            "--size-objective", str(run["size_objective"]), "--precision", precision, "--output-dir", str(out),
             "--no-progress"]
     if run.get("max_valid_samples") is not None:
         argv += ["--max-valid-samples", str(run["max_valid_samples"])]
@@ -138,15 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += finetuning_rows(task, seed, args.bf16, args.fp32)
             rows += supernet_rows(task, seed, args.bf16, args.fp32)
             search = args.bf16 / "weight-sharing" / task / "minilm" / "small" / "sandwich" / "random_search" / f"seed{seed}"
-            rescored = rescore(search, args.bf16 / RESCORED / task / f"seed{seed}")
-            rows += scoring_rows(task, seed, search, rescored)
+            scored = {precision: rescore(search, args.bf16 / RESCORED.format(precision=precision) / task / f"seed{seed}",
+                                         precision) for precision in ("bf16", "fp32")}
+            rows += scoring_rows(task, seed, scored["bf16"], scored["fp32"])
     frame = pd.DataFrame.from_records(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "parity.csv", index=False)
     (args.out / "parity.md").write_text(markdown(frame))
     steps = expand(grid, args.bf16)
     export_results(steps, args.bf16, args.out / "runs")
-    for folder in sorted((args.bf16 / RESCORED).glob("*/seed*")):
+    for folder in sorted(path for precision in ("bf16", "fp32")
+                         for path in (args.bf16 / RESCORED.format(precision=precision)).glob("*/seed*")):
         for name in ("results.csv", "run.json", "scoring.json", "log.txt"):
             if (folder / name).is_file():
                 target = args.out / "runs" / folder.relative_to(args.bf16) / name

@@ -71,7 +71,7 @@ class Strategy(ABC):
         try:
             for current in passes:
                 supernet.set_sub_network(current.masks)
-                with precision.autocast():
+                with precision.autocast(supernet):
                     logits = supernet(**inputs).logits
                 logits = logits.float()
                 if fixed is not None:

@@ -199,3 +199,28 @@ def test_cuda_training_and_scoring_under_autocast(name):
 def test_auto_on_cuda_picks_bf16_where_the_gpu_has_it():
     expected = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     assert resolve_precision("auto", "cuda").name == expected
+
+
+@pytest.mark.parametrize("kind", ["bert-regression", "roberta-regression", "bert-seq"])
+def test_the_task_head_runs_in_float32_under_mixed_precision(kind):
+    """bf16 keeps about three digits: a regression head computed in it gives STS-B-like scores in steps of 1/64.
+    The head (pooler and classifier) runs in fp32 on the bf16 encoder's output, so scores do not tie."""
+    from conftest import tiny_model
+    from supernet.precision import head_modules
+
+    model = tiny_model(kind)
+    assert len(head_modules(model)) == (2 if kind.startswith("bert") else 1)
+    batch = {"input_ids": torch.randint(5, 90, (64, 12), generator=torch.Generator().manual_seed(0)),
+             "attention_mask": torch.ones(64, 12, dtype=torch.long)}
+    with torch.no_grad():
+        with Precision("bf16").autocast(model):
+            head_fp32 = model(**batch).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            head_bf16 = model(**batch).logits
+    assert head_fp32.dtype == torch.float32 and head_bf16.dtype == torch.bfloat16
+    if kind.endswith("regression"):
+        shifted = head_fp32 + 2.5  # scores around STS-B's middle, where bf16's step is 1/64
+        assert len(torch.unique(shifted)) == 64
+        assert len(torch.unique(shifted.bfloat16())) < 64
+    assert torch.allclose(head_fp32, head_bf16.float(), atol=0.1, rtol=0.05)  # the same network
+    assert "forward" not in model.classifier.__dict__  # the head is itself again after the block
