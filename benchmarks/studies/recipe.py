@@ -119,10 +119,10 @@ def _finetuned_references(root: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def _method(run_id: str, kind: str, method: str) -> str:
-    if kind == "baseline":
-        return method
-    return run_id.rsplit("-", 2)[0] if "-seed" in run_id else run_id  # VARIANT-SEARCHER
+def _method_of(path: Path, root: Path) -> str:
+    """``rfp`` for ``baselines/TASK/rfp/seedS``, ``VARIANT-SEARCHER`` for ``weight-sharing/VARIANT/TASK/SEARCHER/seedS``."""
+    parts = path.relative_to(root).parts
+    return parts[2] if parts[0] == "baselines" else f"{parts[1]}-{parts[3]}"
 
 
 def relative_table(root: Path) -> pd.DataFrame:
@@ -130,8 +130,12 @@ def relative_table(root: Path) -> pd.DataFrame:
     from plotting.relative import relative_performance
 
     references = _finetuned_references(root)
-    frames = [read_results(path) for folder in ("baselines", "weight-sharing") if (root / folder).is_dir()
-              for path in sorted((root / folder).rglob("results.csv")) if (path.parent / DONE_MARKER).is_file()]
+    frames = []
+    for folder in ("baselines", "weight-sharing"):
+        for path in sorted((root / folder).glob("**/seed*/results.csv")):
+            if (path.parent / DONE_MARKER).is_file():
+                frame = read_results(path)
+                frames.append(frame.assign(method=_method_of(path.parent, root), run_id=str(path.parent)))
     if not frames or references.empty:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
@@ -150,8 +154,6 @@ def relative_table(root: Path) -> pd.DataFrame:
                 rel["task"], rel["metric"] = task, metric
                 parts.append(rel)
     table = pd.concat(parts, ignore_index=True)
-    table["method"] = [_method(str(r), str(k), str(m)) for r, k, m in zip(table["run_id"], table["kind"],
-                                                                         table["method"])]
     return table[["task", "metric", "seed", "method", "fraction_pruned", "size", "performance",
                   "reference_performance", "relative_performance"]]
 
