@@ -205,8 +205,9 @@ def test_auto_on_cuda_picks_bf16_where_the_gpu_has_it():
 def test_the_task_head_runs_in_float32_under_mixed_precision(kind):
     """bf16 keeps about three digits: a regression head computed in it gives STS-B-like scores in steps of 1/64.
     The head (pooler and classifier) runs in fp32 on the bf16 encoder's output, so scores do not tie."""
-    from conftest import tiny_model
     from supernet.precision import head_modules
+
+    from conftest import tiny_model
 
     model = tiny_model(kind)
     assert len(head_modules(model)) == (2 if kind.startswith("bert") else 1)
