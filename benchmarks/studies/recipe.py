@@ -58,6 +58,7 @@ VARIANTS: dict[str, Variant] = {
     "init": Variant("as init-kd without the teacher (task loss only)", ("--epochs", "2", "--no-teacher"),
                     init_from_finetuned=True),
     "init-kd-1ep": Variant("as init-kd for 1 epoch", ("--epochs", "1"), init_from_finetuned=True),
+    "init-kd-3ep": Variant("as init-kd for 3 epochs", ("--epochs", "3"), init_from_finetuned=True),
     "init-kd-t1": Variant("as init-kd at temperature 1", ("--epochs", "2", "--teacher-temperature", "1"),
                           init_from_finetuned=True),
     "init-kd-medium": Variant("as init-kd in the medium space (heads and units per layer)",
