@@ -15,7 +15,7 @@
   error vs fraction of MACs, reference point (1, 1); target: within 1%).
 
 Writes ``OUT/parity.csv`` (one row per task, seed and quantity: fp32, bf16, difference, target, met) and
-``OUT/parity.md``, and copies the grid's small files (tables, metrics, logs; no weights) below ``OUT/runs``.
+``OUT/parity.md``, and copies the grid's small files (tables, metrics, logs; no weights) below ``OUT/grid``.
 """
 from __future__ import annotations
 
@@ -147,12 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     frame.to_csv(args.out / "parity.csv", index=False)
     (args.out / "parity.md").write_text(markdown(frame))
     steps = expand(grid, args.bf16)
-    export_results(steps, args.bf16, args.out / "runs")
+    export_results(steps, args.bf16, args.out / "grid")
     for folder in sorted(path for precision in ("bf16", "fp32")
                          for path in (args.bf16 / RESCORED.format(precision=precision)).glob("*/seed*")):
         for name in ("results.csv", "run.json", "scoring.json", "log.txt"):
             if (folder / name).is_file():
-                target = args.out / "runs" / folder.relative_to(args.bf16) / name
+                target = args.out / "grid" / folder.relative_to(args.bf16) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes((folder / name).read_bytes())
     print(markdown(frame))
