@@ -52,6 +52,9 @@ class GridSpec:
     # Super-network seeds of a grid that compares searchers: each is trained once, and every seed of ``seeds`` is
     # a searcher seed on each of them (empty: one super-network per seed, searched with that seed).
     supernet_seeds: tuple[int, ...] = ()
+    # Start every super-network from the grid's plain fine-tuning of its task, model and seed (``--init-from``),
+    # which then runs first; the fine-tuned model is also the pruning baselines' starting point.
+    supernet_from_finetuned: bool = False
 
 
 FACTORS: tuple[str, ...] = ("tasks", "models", "search_spaces", "strategies", "ws_searchers", "nas_searchers", "seeds")
@@ -114,14 +117,9 @@ def _ws_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[St
         grid.tasks, grid.models, grid.search_spaces, grid.strategies, grid.seeds
     ):
         base = f"{task}/{_model_tag(model)}/{space}"
-        supernet_dir = root / "supernets" / base / strategy / f"seed{seed}"
-        steps.append(Step(
-            key=f"supernet {base}/{strategy}/seed{seed}",
-            command=("train-supernet", "--model", model, "--task", task, "--search-space", space,
-                     "--strategy", strategy, "--seed", str(seed), "--output-dir", str(supernet_dir),
-                     *data_args, *grid.task_args.get(task, ()), *grid.supernet_args),
-            output_dir=supernet_dir, resumable=True,
-        ))
+        supernet = _supernet_step(grid, root, data_args, task, model, space, strategy, seed)
+        supernet_dir = supernet.output_dir
+        steps.append(supernet)
         for searcher in grid.ws_searchers:
             out = root / "weight-sharing" / base / strategy / searcher / f"seed{seed}"
             steps.append(Step(
@@ -133,16 +131,22 @@ def _ws_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[St
     return steps
 
 
+def _finetuned_dir(root: Path, task: str, model: str, seed: int) -> Path:
+    return root / "finetuned" / task / _model_tag(model) / f"seed{seed}"
+
+
 def _supernet_step(grid: GridSpec, root: Path, data_args: tuple[str, ...], task: str, model: str, space: str,
                    strategy: str, seed: int) -> Step:
     base = f"{task}/{_model_tag(model)}/{space}"
     supernet_dir = root / "supernets" / base / strategy / f"seed{seed}"
+    finetuned = _finetuned_dir(root, task, model, seed) if grid.supernet_from_finetuned else None
+    init = ("--init-from", str(finetuned / "best_model")) if finetuned is not None else ()
     return Step(
         key=f"supernet {base}/{strategy}/seed{seed}",
         command=("train-supernet", "--model", model, "--task", task, "--search-space", space, "--strategy", strategy,
                  "--seed", str(seed), "--output-dir", str(supernet_dir), *data_args, *grid.task_args.get(task, ()),
-                 *grid.supernet_args),
-        output_dir=supernet_dir, resumable=True,
+                 *grid.supernet_args, *init),
+        output_dir=supernet_dir, resumable=True, needs=finetuned,
     )
 
 
@@ -190,7 +194,7 @@ def _prune_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list
     steps: list[Step] = []
     for task, model, seed in itertools.product(grid.tasks, grid.models, grid.seeds):
         base = f"{task}/{_model_tag(model)}"
-        finetuned = root / "finetuned" / base / f"seed{seed}"
+        finetuned = _finetuned_dir(root, task, model, seed)
         task_data = (*data_args, *grid.task_args.get(task, ()))
         steps.append(Step(
             key=f"finetune {base}/seed{seed}",
@@ -223,7 +227,9 @@ def expand(grid: GridSpec, root: Path, data_args: Sequence[str] = (), kinds: Seq
         raise ValueError(f"unknown step kinds {sorted(unknown)}; choose from {', '.join(KINDS)}")
     steps: dict[Path, Step] = {}
     for part in (grid, *grid.parts):
-        for kind in KINDS:
+        # plain fine-tuning first where super-networks start from it
+        order = ("prune", "ws", "nas") if part.supernet_from_finetuned else KINDS
+        for kind in order:
             if kind in part.kinds and (kinds is None or kind in kinds):
                 for step in EXPANDERS[kind](part, root, tuple(data_args)):
                     steps.setdefault(step.output_dir, step)

@@ -378,3 +378,19 @@ def test_a_searcher_grid_searches_fixed_super_networks_with_many_seeds(tmp_path)
     assert first.needs == supernets[0].output_dir and first.output_dir.parts[-2:] == ("supernet0", "seed0")
     assert "ws-sandwich-random_search-small-mrpc-supernet0-seed0" in run_ids
     assert all(s.needs == supernets[1].output_dir for s in searches if "supernet1" in str(s.output_dir))
+
+
+def test_super_networks_can_start_from_the_grids_plain_fine_tuning(tmp_path):
+    """``supernet_from_finetuned``: each super-network starts (``--init-from``) from the fine-tuning of its task, model
+    and seed, which the grid runs first."""
+    from dataclasses import replace as replace_grid
+
+    grid = replace_grid(restrict(CPU_GRID, tasks=["rte"], seeds=[0, 1], ws_searchers=["random_search"]),
+                        kinds=("ws", "prune"), prune_methods={}, supernet_from_finetuned=True)
+    steps = expand(grid, tmp_path)
+    assert [s.command[0] for s in steps][:2] == ["finetune", "finetune"]
+    finetuned = {s.command[s.command.index("--seed") + 1]: s.output_dir for s in steps if s.command[0] == "finetune"}
+    for step in (s for s in steps if s.command[0] == "train-supernet"):
+        seed = step.command[step.command.index("--seed") + 1]
+        assert step.needs == finetuned[seed]
+        assert step.command[step.command.index("--init-from") + 1] == str(finetuned[seed] / "best_model")
