@@ -5,8 +5,9 @@ per number of kept heads and of an FFN block on a grid of kept units, for one mo
 precision, batch size and sequence length; it records all of these with the device's name, the torch version and
 when it was measured. ``search``, ``nas``, ``prune`` and ``report`` take it with ``--latency-table FILE`` (and
 ``--size-objective latency_fraction``). ``--check N`` also times N held-out random sub-networks of the ``small``,
-``medium``, ``layer`` and ``large`` spaces and writes how well the table predicts them (``FILE.accuracy.csv``,
-Spearman correlation and median absolute error in the table's notes).
+``medium``, ``layer`` and ``large`` spaces, in the same interleaved rounds as the table's cells, and writes how well
+the table predicts them (``FILE.accuracy.csv``, Spearman correlation and median absolute error in the table's
+notes).
 """
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def latency_table(settings: LatencyTableSettings) -> None:
     """Measure the table (and its accuracy with ``check``), write it, and print a summary."""
     from benchmarks.files import write_json_atomic
     from benchmarks.perf.latency import LatencySetting
-    from benchmarks.perf.latency_table import accuracy_summary, measure_table, prediction_accuracy
+    from benchmarks.perf.latency_table import accuracy_summary, held_out_masks, measure_table, prediction_accuracy
     from benchmarks.results import write_atomic
     from supernet.loading import load_model
 
@@ -93,9 +94,10 @@ def latency_table(settings: LatencyTableSettings) -> None:
     setting = LatencySetting(batch_size=settings.batch_size, seq_len=settings.seq_len, threads=settings.threads,
                              precision=settings.precision, device=settings.device, warmup=settings.warmup,
                              repeats=settings.repeats, clock=settings.clock)
-    table = measure_table(model, setting, settings.model, unit_step=settings.unit_step)
+    held = held_out_masks(model, settings.check, settings.seed) if settings.check else {}
+    table, measured = measure_table(model, setting, settings.model, unit_step=settings.unit_step, also=held)
     if settings.check:
-        accuracy = prediction_accuracy(model, table, setting, count=settings.check, seed=settings.seed)
+        accuracy = prediction_accuracy(model, table, measured, held)
         path = settings.out.with_name(settings.out.stem + ".accuracy.csv")
         write_atomic(accuracy, path)
         summary = accuracy_summary(accuracy)

@@ -7,7 +7,8 @@ per-layer cost over the layers and measures it in the context it runs in. All mo
 rounds (so a disturbance spreads over all of them) and each cell keeps the median of its rounds.
 
 :func:`prediction_accuracy` times held-out random sub-networks of several search spaces the same way and
-compares them with the table's predictions (Spearman correlation, median absolute error).
+compares them with the table's predictions (Spearman correlation, median absolute error); they are timed in the
+same interleaved rounds as the table's cells (:func:`measure_table`'s ``also``).
 """
 from __future__ import annotations
 
@@ -96,8 +97,11 @@ def time_masks(model: torch.nn.Module, named_masks: Mapping[str, SubNetworkMasks
 
 
 def measure_table(model: torch.nn.Module, setting: LatencySetting, model_name: str,
-                  unit_step: int = DEFAULT_UNIT_STEP) -> LatencyTable:
-    """Measure the latency table of ``model``'s shape in ``setting``."""
+                  unit_step: int = DEFAULT_UNIT_STEP, also: Mapping[str, SubNetworkMasks] | None = None
+                  ) -> tuple[LatencyTable, dict[str, float]]:
+    """Measure the latency table of ``model``'s shape in ``setting``; ``also`` (named sub-networks, e.g. held-out ones
+    to check the table on) are timed in the same interleaved rounds, so a change of load on the machine affects
+    the table and them alike. Returns the table and the milliseconds of ``also``."""
     model = model.eval()
     shape = model_shape(model)
     layers = shape.num_layers
@@ -105,8 +109,9 @@ def measure_table(model: torch.nn.Module, setting: LatencySetting, model_name: s
     cells: dict[str, SubNetworkMasks | None] = {"fixed": uniform_masks(shape, 0, 0), "full": None}
     cells.update({f"heads{h}": uniform_masks(shape, h, 0) for h in range(1, shape.num_heads + 1)})
     cells.update({f"units{u}": uniform_masks(shape, 0, u) for u in units})
+    extra = {f"also:{name}": masks for name, masks in (also or {}).items()}
     started = time.perf_counter()
-    ms = time_masks(model, cells, setting)
+    ms = time_masks(model, {**cells, **extra}, setting)
     fixed = ms["fixed"]
     device = next(model.parameters()).device
     record = LatencySettingRecord(
@@ -115,7 +120,7 @@ def measure_table(model: torch.nn.Module, setting: LatencySetting, model_name: s
         precision=setting.precision, batch_size=setting.batch_size, seq_len=setting.seq_len,
         torch=str(torch.__version__), measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         repeats=setting.repeats, warmup=setting.warmup, clock=setting.clock)
-    return LatencyTable(
+    table = LatencyTable(
         model=model_name, shape=shape_record(shape), setting=record, fixed_ms=fixed,
         attention_ms={h: max(0.0, (ms[f"heads{h}"] - fixed) / layers) for h in range(1, shape.num_heads + 1)},
         ffn_units=tuple(units), ffn_ms=tuple(max(0.0, (ms[f"units{u}"] - fixed) / layers) for u in units),
@@ -123,6 +128,7 @@ def measure_table(model: torch.nn.Module, setting: LatencySetting, model_name: s
         notes={"unit_step": unit_step, "seconds_to_measure": round(time.perf_counter() - started, 1),
                "cells": len(cells)},
     )
+    return table, {name[len("also:"):]: value for name, value in ms.items() if name.startswith("also:")}
 
 
 # ------------------------------------------------------------------------------------------------- accuracy
@@ -152,18 +158,20 @@ def held_out_sub_networks(shape: ModelShape, count: int, seed: int,
     return found
 
 
-def prediction_accuracy(model: torch.nn.Module, table: LatencyTable, setting: LatencySetting, count: int = 60,
-                        seed: int = 1) -> pd.DataFrame:
-    """Measured and predicted milliseconds of ``count`` held-out sub-networks (one row each)."""
+def held_out_masks(model: torch.nn.Module, count: int, seed: int = 1) -> dict[str, SubNetworkMasks]:
+    """``count`` held-out random sub-networks by name (``SPACE-INDEX``)."""
+    return {f"{h.space}-{h.index}": h.masks for h in held_out_sub_networks(model_shape(model), count, seed)}
+
+
+def prediction_accuracy(model: torch.nn.Module, table: LatencyTable, measured: Mapping[str, float],
+                        held: Mapping[str, SubNetworkMasks]) -> pd.DataFrame:
+    """Measured and predicted milliseconds of the held-out sub-networks ``held`` (one row each)."""
     shape = model_shape(model)
-    held = held_out_sub_networks(shape, count, seed)
-    measured = time_masks(model, {f"{h.space}-{h.index}": h.masks for h in held}, setting)
     records = []
-    for item in held:
-        name = f"{item.space}-{item.index}"
-        predicted = table.predict_ms(shape, item.masks)
-        records.append({"sub_network": name, "space": item.space, "heads": sum(item.masks.heads_per_layer),
-                        "units": sum(item.masks.units_per_layer), "measured_ms": measured[name],
+    for name, masks in held.items():
+        predicted = table.predict_ms(shape, masks)
+        records.append({"sub_network": name, "space": name.rsplit("-", 1)[0], "heads": sum(masks.heads_per_layer),
+                        "units": sum(masks.units_per_layer), "measured_ms": measured[name],
                         "predicted_ms": predicted,
                         "relative_error": (predicted - measured[name]) / measured[name]})
     return pd.DataFrame.from_records(records)
