@@ -38,6 +38,7 @@ from plotting.report_sections import (
     rank_table,
     ranks_section,
     relative_section,
+    significance_section,
     write_documents,
 )
 from plotting.study import constant_valid_errors, finetuned_references, is_study_root, study_section
@@ -290,6 +291,7 @@ def comparison_report(frame: pd.DataFrame, comparisons: pd.DataFrame, sources: S
             "searcher tables and ranks; they appear in the comparison tables of the study section."))
     paper_tables_section(frame, compared, final, ctx)
     ranks_section(trajectories, ctx)
+    significance_section(trajectories, ctx)
     for task, rows in frame.groupby("task", sort=True):
         ctx.blocks.append(Heading(f"Task {task}"))
         task_traj = trajectories[trajectories["task"] == task]

@@ -480,3 +480,95 @@ def write_documents(ctx: ReportContext, title: str) -> Path:
     md_path.write_text(to_markdown(ctx.blocks), encoding="utf-8")
     (ctx.out_dir / REPORT_HTML).write_text(to_html(ctx.blocks, title), encoding="utf-8")
     return md_path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Statistical comparison of methods (enough seeds)
+
+SIGNIFICANCE_BUDGETS: tuple[int | None, ...] = (25, None)  # evaluations; None: each run's end
+
+
+def _budget_name(budget: int | None) -> str:
+    return "the end of each run" if budget is None else f"{budget} evaluations"
+
+
+def significance_section(trajectories: pd.DataFrame, ctx: ReportContext) -> None:
+    """Where at least two methods ran :data:`plotting.significance.MIN_BLOCKS` times on a task: hypervolume over
+    evaluations with 95% confidence bands, the final (and early) hypervolume with confidence intervals, Friedman's
+    test over blocks and Nemenyi's critical differences, per task and across tasks."""
+    from plotting.significance import (
+        ALPHA,
+        CONFIDENCE,
+        MIN_BLOCKS,
+        block_table,
+        confidence_interval,
+        critical_difference_figure,
+        friedman,
+        hypervolume_at,
+    )
+
+    runs = final_hypervolume(trajectories).groupby(["task", "method"]).size()
+    powered = [task for task, counts in runs.groupby(level="task") if len(counts) >= 2 and counts.min() >= MIN_BLOCKS]
+    if not powered:
+        return
+    trajectories = trajectories[trajectories["task"].isin(powered)]
+    ctx.blocks.append(Heading("Statistical comparison"))
+    ctx.blocks.append(Paragraph(
+        f"Tasks where every method ran at least {MIN_BLOCKS} times: {', '.join(powered)}. A block is one "
+        "repetition: the runs of every method on the same task with the same seed (and super-network). Methods are "
+        "ranked by hypervolume within each block (1 = largest); Friedman's test asks whether the mean ranks differ "
+        f"more than chance would make them (two methods: Wilcoxon's signed-rank test), and Nemenyi's post-hoc test "
+        f"which pairs do (p < {ALPHA}; scikit-posthocs). Only complete blocks count. Intervals: {CONFIDENCE:.0%} "
+        "Student-t confidence intervals of the mean over runs."))
+    for budget in SIGNIFICANCE_BUDGETS:
+        values = hypervolume_at(trajectories, budget)
+        ctx.blocks.append(Heading(f"After {_budget_name(budget)}", 3))
+        rows, figures = [], []
+        scopes = [(task, values[values["task"] == task]) for task in powered] + (
+            [("all tasks", values)] if len(powered) > 1 else [])
+        for scope, part in scopes:
+            table = block_table(part)
+            result = friedman(table)
+            for method in sorted(part["method"].unique()):
+                mean, low, high = confidence_interval(part.loc[part["method"] == method, "hypervolume"])
+                rank = result.mean_ranks.get(method, np.nan) if result is not None else np.nan
+                rows.append([Cell(scope), Cell(method), Cell(str(int((part["method"] == method).sum()))),
+                             Cell(f"{mean:.4f}"), Cell(DASH if np.isnan(low) else f"[{low:.4f}, {high:.4f}]"),
+                             Cell(DASH if np.isnan(rank) else f"{rank:.2f}")])
+            if result is None:
+                ctx.note(f"{scope} after {_budget_name(budget)}: fewer than {MIN_BLOCKS} complete blocks, no test.")
+                continue
+            pairs = result.different_pairs()
+            verdict = ("; ".join(f"{a} > {b}" for a, b in pairs) if pairs else "no pair differs significantly")
+            rows.append([Cell(scope), Cell(f"Friedman p = {result.p_value:.3g} ({result.blocks} blocks)"), Cell(""),
+                         Cell(""), Cell(""), Cell(verdict)])
+            figures.append((scope, result))
+        ctx.blocks.append(Table(["scope", "method", "runs", "mean hypervolume", f"{CONFIDENCE:.0%} CI", "mean rank"],
+                                rows))
+        for scope, result in figures:
+            fig = critical_difference_figure(result, f"{scope}, after {_budget_name(budget)}", ctx.colors)
+            budget_tag = "end" if budget is None else str(budget)
+            ctx.figure(fig, f"critical_difference_{slug(scope)}_{budget_tag}",
+                       f"{scope}: mean ranks after {_budget_name(budget)}; methods joined by a bar do not differ "
+                       f"significantly (Nemenyi, p >= {ALPHA}).")
+    for task in powered:
+        part = trajectories[trajectories["task"] == task]
+        grid = make_grid(part, EVALUATION, ctx.settings.grid_points)
+        on = on_grid(part, grid, EVALUATION)
+        summary = summarize_over_seeds(on, by=("task", *METHOD_KEYS, EVALUATION))
+        summary["se"] = _interval_half_widths(summary, CONFIDENCE)
+        fig, axes = new_figure(7, 4.8)
+        plot_over_x(summary, EVALUATION, ax=axes[0], colors=ctx.colors, log_x=False)
+        axes[0].set_title(f"{task}: hypervolume over evaluations (mean, {CONFIDENCE:.0%} CI)")
+        shared_legend(fig, axes)
+        ctx.figure(fig, f"anytime_{slug(task)}",
+                   f"{task}: hypervolume over evaluations, mean over runs with {CONFIDENCE:.0%} confidence bands.")
+
+
+def _interval_half_widths(summary: pd.DataFrame, level: float) -> np.ndarray:
+    """Half-widths of Student-t confidence intervals from a summary's standard errors and run counts."""
+    from scipy import stats
+
+    n = summary["n"].to_numpy(dtype=float)
+    t = np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)), np.nan)
+    return t * summary["se"].to_numpy(dtype=float)
