@@ -115,8 +115,21 @@ SEARCHERS_GRID = replace(SEARCHERS_GRID, parts=(
     replace(SEARCHERS_GRID, name="searchers-second-supernet", seeds=tuple(range(5)), supernet_seeds=(1,)),
 ))
 
+# The super-network recipe against the pruning baselines (docs/recipe.md): the CPU study's tasks, seeds, searchers
+# and baselines, with every super-network started from the same seed's plain fine-tuning (rewired before its first
+# step, the fine-tuned model its frozen teacher) and trained for 2 more epochs; no standard NAS.
+RECIPE_GRID = replace(
+    CPU_STUDY, name="recipe", kinds=("prune", "ws"), parts=(), supernet_from_finetuned=True,
+    supernet_args=(*_VALID, "--epochs", "2", "--lr", "5e-5", "--batch-size", "16", "--weight-decay", "0.01",
+                   "--warmup-ratio", "0.1"),
+    description="the super-network recipe (from plain fine-tuning, its frozen teacher, 2 epochs) against layer "
+                "dropping, head pruning and retraining-free pruning: STS-B, SST-2 (5,000 examples), MRPC; 5 "
+                "weight-sharing searchers; 3 seeds",
+)
+
 GRIDS: dict[str, GridSpec] = {grid.name: grid
-                              for grid in (PAPER_GRID, CPU_GRID, CPU_STUDY, PRECISION_GRID, SEARCHERS_GRID)}
+                              for grid in (PAPER_GRID, CPU_GRID, CPU_STUDY, PRECISION_GRID, SEARCHERS_GRID,
+                                           RECIPE_GRID)}
 
 
 def get_grid(name: str) -> GridSpec:
