@@ -16,6 +16,22 @@ from supernet.model import SuperNetwork
 from supernet.precision import Precision
 
 
+class CollatedBatches:
+    """A loader's batches, collated (padded) once and kept: scoring a hundred sub-networks on one split pads its
+    examples once instead of a hundred times. Keeps the loader's sampler, whose order
+    :func:`supernet.evaluation.evaluate` uses to return predictions in the dataset's order."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.batches = list(loader)
+        self.sampler = getattr(loader, "sampler", None)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 @dataclass
 class SubNetworkScorer:
     """Scores sub-networks of a super-network on the validation and test loaders.
@@ -35,6 +51,7 @@ class SubNetworkScorer:
     latency: LatencyTable | None = None
     _costs: dict[str, CostFields] = field(default_factory=dict, repr=False)
     _scores: dict[tuple[str, bytes], dict[str, float]] = field(default_factory=dict, repr=False)
+    _batches: dict[str, "CollatedBatches"] = field(default_factory=dict, repr=False)
 
     def scores(self, config: Mapping[str, Any], split: str) -> dict[str, float]:
         """The task's metrics (with ``main`` and ``error``) of the sliced sub-network ``config`` on ``split``
@@ -44,7 +61,9 @@ class SubNetworkScorer:
         masks = self.space.to_masks(config)
         key = (split, masks.heads.numpy().tobytes() + masks.units.numpy().tobytes())
         if key not in self._scores:
-            result = evaluate(self.supernet, self.loaders[split], masks=masks, metrics_fn=self.metrics_fn,
+            if split not in self._batches:  # collated once: every sub-network is scored on the same batches
+                self._batches[split] = CollatedBatches(self.loaders[split])
+            result = evaluate(self.supernet, self._batches[split], masks=masks, metrics_fn=self.metrics_fn,
                               precision=self.precision)
             self._scores[key] = {name: float(value) for name, value in result.metrics.items()}
         return dict(self._scores[key])
