@@ -50,10 +50,11 @@ COLUMNS: tuple[str, ...] = (
     "precision",  # dtype of the forward passes that scored (and trained) the row: fp32, bf16, fp16 ("": unknown)
     "latency_ms",  # predicted latency of the extracted sub-network from a latency table (empty without one)
     "latency_fraction",  # that over the full model's predicted latency (same table)
+    "objectives",  # a search with more than two objectives: all of them, comma-separated ("": valid_error and size)
 )
 # Columns added after the first results files were written: a file without them loads with them empty.
 METRICS_COLUMNS: tuple[str, ...] = ("valid_metrics", "test_metrics")
-TEXT_OPTIONAL_COLUMNS: tuple[str, ...] = (*METRICS_COLUMNS, "precision")
+TEXT_OPTIONAL_COLUMNS: tuple[str, ...] = (*METRICS_COLUMNS, "precision", "objectives")
 NUMBER_OPTIONAL_COLUMNS: tuple[str, ...] = ("latency_ms", "latency_fraction")
 OPTIONAL_COLUMNS: tuple[str, ...] = (*TEXT_OPTIONAL_COLUMNS, *NUMBER_OPTIONAL_COLUMNS)
 # Entries of a task's scores derived from its metrics (``benchmarks.tasks.metrics.compute_metrics``), not metrics.
@@ -95,6 +96,7 @@ class ResultRow:
     precision: str = ""
     latency_ms: float = float("nan")
     latency_fraction: float = float("nan")
+    objectives: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -105,7 +107,7 @@ class ResultRow:
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickle, also a row pickled before the metrics or precision fields (e.g. in a Ray experiment's state)."""
         self.__dict__.update({"valid_metrics": {}, "test_metrics": {}, "precision": "", "latency_ms": float("nan"),
-                              "latency_fraction": float("nan"), **state})
+                              "latency_fraction": float("nan"), "objectives": "", **state})
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -152,6 +154,32 @@ def pareto_mask(errors: Iterable[float], sizes: Iterable[float]) -> list[bool]:
     return flags.tolist()
 
 
+def pareto_mask_nd(points: np.ndarray) -> list[bool]:
+    """True for rows of ``points`` (n objectives, all minimised) that no other row dominates; of equal rows the
+    first is kept; rows with a NaN are neither dominated nor dominate."""
+    points = np.asarray(points, dtype=float)
+    flags = np.ones(len(points), dtype=bool)
+    finite = ~np.isnan(points).any(axis=1)
+    for i in np.flatnonzero(finite):
+        others = points[finite]
+        better_or_equal = (others <= points[i]).all(axis=1)
+        strictly = (others < points[i]).any(axis=1)
+        if (better_or_equal & strictly).any():
+            flags[i] = False
+            continue
+        same = np.flatnonzero(finite)[(others == points[i]).all(axis=1)]
+        flags[i] = bool(same[0] == i)
+    return flags.tolist()
+
+
+def objective_columns(part: pd.DataFrame) -> list[str]:
+    """The objectives a run minimised: its ``objectives`` cell (more than two), else validation error and size."""
+    cell = str(part["objectives"].iloc[0]) if "objectives" in part.columns else ""
+    if cell and cell != "nan":
+        return [name.strip() for name in cell.split(",") if name.strip()]
+    return ["valid_error", str(part["size_objective"].iloc[0])]
+
+
 def rows_to_frame(rows: Iterable[ResultRow | dict[str, Any]]) -> pd.DataFrame:
     records = [r.to_record() if isinstance(r, ResultRow) else r for r in rows]
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
@@ -166,8 +194,11 @@ def mark_pareto(frame: pd.DataFrame) -> pd.DataFrame:
     frame["pareto"] = False
     for _, idx in frame.groupby("run_id").groups.items():
         part = frame.loc[idx]
-        size_col = part["size_objective"].iloc[0]
-        flags = pareto_mask(part["valid_error"].tolist(), part[size_col].tolist())
+        columns = objective_columns(part)
+        if len(columns) > 2:
+            flags = pareto_mask_nd(part[columns].to_numpy(dtype=float))
+        else:
+            flags = pareto_mask(part["valid_error"].tolist(), part[columns[1]].tolist())
         frame.loc[idx, "pareto"] = flags
     return frame
 

@@ -33,6 +33,7 @@ from plotting.report_sections import (
     format_seconds,
     front_members_section,
     hypervolume_section,
+    many_objectives_section,
     paper_tables_section,
     pareto_section,
     rank_table,
@@ -256,6 +257,7 @@ def single_method_report(frame: pd.DataFrame, sources: Sequence[str | os.PathLik
         relative_section(str(task), rows, size, ctx)
         ctx.blocks += [Heading("Search progress", 3), _hypervolume_paragraph(ctx)]
         hypervolume_section(str(task), trajectories[trajectories["task"] == task], ctx, heading=None)
+    many_objectives_section(frame, ctx)
 
 
 def comparison_report(frame: pd.DataFrame, comparisons: pd.DataFrame, sources: Sequence[str | os.PathLike],
@@ -302,6 +304,7 @@ def comparison_report(frame: pd.DataFrame, comparisons: pd.DataFrame, sources: S
         relative_section(str(task), rows, sizes[task], ctx)
         ctx.blocks.append(Heading("Pareto fronts", 3))
         pareto_section(str(task), rows, sizes[task], ctx)
+    many_objectives_section(frame, ctx)
     boxplot_section(everything_final[everything_final["kind"] == "weight-sharing"], "strategy",
                     "super-network training strategies", ctx)
     boxplot_section(everything_final, "search_space", "search spaces", ctx)

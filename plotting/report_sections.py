@@ -572,3 +572,28 @@ def _interval_half_widths(summary: pd.DataFrame, level: float) -> np.ndarray:
     n = summary["n"].to_numpy(dtype=float)
     t = np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)), np.nan)
     return t * summary["se"].to_numpy(dtype=float)
+
+
+def many_objectives_section(frame: pd.DataFrame, ctx: ReportContext) -> None:
+    """Runs with more than two objectives: their n-dimensional hypervolume and 2-D projections of their fronts."""
+    from plotting.many_objectives import REFERENCE, final_nd_hypervolumes, many_objective_runs, plot_projections
+
+    rows = many_objective_runs(frame)
+    if rows.empty:
+        return
+    ctx.blocks.append(Heading("More than two objectives"))
+    ctx.blocks.append(Paragraph(
+        "Runs that minimised more than two objectives. Their front holds the sub-networks no other of the run "
+        "dominates in all objectives; the hypervolume is n-dimensional (each objective min-max normalised over the "
+        f"task's rows of these runs, reference point {REFERENCE} in each; pymoo). The 2-D tables above measure the "
+        "same runs in validation error and their first size objective only."))
+    table = final_nd_hypervolumes(rows)
+    ctx.blocks.append(Table(
+        ["task", "method", "seed", "objectives", "points", "front", "n-D hypervolume"],
+        [[Cell(str(r.task)), Cell(str(r.method)), Cell(str(r.seed)), Cell(str(r.objectives)), Cell(str(r.points)),
+          Cell(str(r.front)), Cell(f"{r.hypervolume:.4f}")] for r in table.itertuples()]))
+    for (task, objectives), part in rows.groupby(["task", "objectives"], sort=True):
+        fig = plot_projections(part, ctx.colors)
+        ctx.figure(fig, f"projections_{slug(str(task))}_{slug(str(objectives))}",
+                   f"{task}: every pair of the objectives {objectives}; faint: evaluated sub-networks, outlined: "
+                   "the run's front in all of them.")

@@ -60,6 +60,8 @@ AXIS_LABELS: dict[str, str] = {
     "param_fraction": "fraction of parameters",
     "encoder_param_fraction": "fraction of encoder parameters",
     "mac_fraction": "fraction of MACs",
+    "latency_fraction": "fraction of the full model's latency (predicted)",
+    "latency_ms": "latency (ms, predicted)",
     "runtime_s": "wall-clock time (s)",
     "evaluation": "number of evaluations",
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from baselines.searchers.ask_tell import AskTellSearch, SearchExhausted, config_key, plain_config
 
@@ -66,7 +66,8 @@ class SearchLoop:
 
     ``make_search(recorded)`` builds a fresh seeded :class:`baselines.searchers.AskTellSearch` whose initial
     design starts with the ``recorded`` configs (``None``: the run's own initial design). ``score(config)``
-    returns the validation error and ``size(config)`` the size objective. ``evaluations`` holds the rows of
+    returns the validation error and ``size(config)`` the size objective, ``metrics[1]``; with more than two
+    ``metrics``, ``sizes(config)`` returns every size objective by name. ``evaluations`` holds the rows of
     earlier sessions (to replay) and then every new evaluation, in order.
 
     With ``batch_size`` N the loop asks for N new configs, scores them together (``score_batch``, e.g. on N
@@ -84,13 +85,19 @@ class SearchLoop:
     score_batch: Callable[[list[Config]], list[float]] | None = None
     exact_replay: bool = True  # False once a replay had to fall back to the recorded configs
     num_repeats: int = 0  # re-proposals of already evaluated configs, told from the cache
+    sizes: Callable[[Config], Mapping[str, float]] | None = None  # every size objective, for > 2 metrics
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"the batch size (evaluation workers) must be >= 1, got {self.batch_size}")
+        if len(self.metrics) > 2 and self.sizes is None:
+            raise ValueError(f"{len(self.metrics)} objectives need sizes(config) for every size objective")
 
     def result(self, config: Config, valid_error: float) -> dict[str, float]:
-        return {self.metrics[0]: valid_error, self.metrics[1]: self.size(config)}
+        if len(self.metrics) == 2:
+            return {self.metrics[0]: valid_error, self.metrics[1]: self.size(config)}
+        sizes = self.sizes(config)
+        return {self.metrics[0]: valid_error, **{name: float(sizes[name]) for name in self.metrics[1:]}}
 
     def ask_batch(self, search: AskTellSearch, room: int) -> Batch:
         """Ask until ``room`` new configs are pending; repeats of evaluated configs are told their cached result."""

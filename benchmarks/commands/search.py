@@ -84,6 +84,7 @@ class SearchSettings:
     device: str = "cpu"
     precision: str = DEFAULT_PRECISION
     latency_table: Path | None = None
+    objectives: tuple[str, ...] | None = None  # more than two: valid_error and several size objectives
     no_progress: bool = False
     backend: str = "local"
     eval_workers: int = 1
@@ -94,7 +95,11 @@ class SearchSettings:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "SearchSettings":
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        values = {f.name: getattr(args, f.name) for f in fields(cls)}
+        if args.objectives is not None:
+            objectives = check_objectives(args.objectives)
+            values.update(objectives=objectives, size_objective=objectives[1])
+        return cls(**values)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +112,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: the one the super-network was trained on")
     add_size_objective_argument(parser)
     add_latency_table_argument(parser)
+    parser.add_argument("--objectives", nargs="+", default=None, metavar="NAME",
+                        help="more than two objectives: valid_error, then size objectives (e.g. valid_error "
+                             "latency_fraction param_fraction); random_search, morea, local_search, nsga2 and ehvi "
+                             "take any number; the first size objective is the rows' size_objective")
     parser.add_argument("--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
                         help="sub-networks to evaluate (repeated proposals do not count); 0 for no limit")
     parser.add_argument("--max-wallclock", type=float, default=None, help="seconds (from the run's start)")
@@ -194,6 +203,26 @@ def recorded_scoring_precision(path: Path) -> str | None:
     return str(json.loads(path.read_text()).get("precision", "fp32"))
 
 
+MULTI_OBJECTIVE_SEARCHERS = ("random_search", "morea", "local_search", "nsga2", "ehvi")
+
+
+def check_objectives(names: Sequence[str]) -> tuple[str, ...]:
+    """``--objectives``: valid_error first, then distinct size objectives (at least one)."""
+    from benchmarks.results import SIZE_OBJECTIVES
+
+    names = tuple(names)
+    if len(names) < 2 or names[0] != "valid_error":
+        raise ValueError(f"--objectives starts with valid_error and names at least one size objective, got "
+                         f"{' '.join(names)}")
+    unknown = [name for name in names[1:] if name not in SIZE_OBJECTIVES]
+    if unknown:
+        raise ValueError(f"--objectives: unknown size objective(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(SIZE_OBJECTIVES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--objectives names an objective twice: {' '.join(names)}")
+    return names
+
+
 def check_same_scoring(path: Path, spec: ScorerSpec, force: bool) -> None:
     """A resumed search must score as the earlier one did: same super-network, data, subsets, size objective and
     precision."""
@@ -234,7 +263,12 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
     if args is not None:
         check_option_ranges(args)
     check_searcher(settings.searcher)
-    check_latency_objective(settings.size_objective, settings.latency_table)
+    objectives = settings.objectives or ("valid_error", settings.size_objective)
+    for name in objectives[1:]:
+        check_latency_objective(name, settings.latency_table)
+    if len(objectives) > 2 and settings.searcher not in MULTI_OBJECTIVE_SEARCHERS:
+        raise ValueError(f"searcher {settings.searcher!r} takes two objectives; with --objectives choose from "
+                         f"{', '.join(MULTI_OBJECTIVE_SEARCHERS)}")
     latency_table = read_latency_table(settings.latency_table)
     evaluation_backend = EVALUATION_BACKENDS[settings.backend]
     if settings.eval_workers < 1 or (settings.backend == "local" and settings.eval_workers != 1):
@@ -276,7 +310,7 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
         or default_run_id(settings.searcher, search_space, info["strategy"], task.name, settings.seed),
         searcher=settings.searcher, search_space=search_space, strategy=str(info["strategy"]), task=task.name,
         model=str(info["model"]), seed=settings.seed, size_objective=settings.size_objective,
-        precision=precision.name,
+        precision=precision.name, objectives=",".join(objectives) if len(objectives) > 2 else "",
     )
     previous: list[Evaluation] = []
     measured = Measured()
@@ -288,7 +322,7 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
     write_run_info(output_dir, args if args is not None else vars(settings), seed=settings.seed,
                    keep_previous=settings.resume, command_name="search",
                    dataset_seed=dataset_seed, supernet=str(source.folder), precision=precision.name)
-    metrics = objective_names(settings.size_objective)
+    metrics = list(objectives) if len(objectives) > 2 else objective_names(settings.size_objective)
     design = initial_design(space)
 
     def make_search(recorded: Sequence[Config] | None) -> AskTellSearch:
@@ -311,7 +345,8 @@ def search(settings: SearchSettings, args: argparse.Namespace | None = None) -> 
 
         loop = SearchLoop(make_search, score=lambda config: validation_errors([config])[0], size=scorer.size,
                           metrics=metrics, evaluations=list(previous), batch_size=search_batch,
-                          score_batch=validation_errors)
+                          score_batch=validation_errors,
+                          sizes=lambda config: {name: scorer.cost(config).size(name) for name in metrics[1:]})
         bar = tqdm(total=budget.num_samples, initial=len(previous), desc="search", unit="subnet",
                    disable=settings.no_progress, dynamic_ncols=True)
 

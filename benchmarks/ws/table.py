@@ -21,7 +21,8 @@ from benchmarks.results import COLUMNS, ResultRow, mark_pareto, metrics_json, pa
 
 KIND = "weight-sharing"
 # Columns that must agree between a resumed run and its earlier rows.
-RESUME_COLUMNS = ("run_id", "kind", "searcher", "search_space", "strategy", "task", "seed", "size_objective")
+RESUME_COLUMNS = ("run_id", "kind", "searcher", "search_space", "strategy", "task", "seed", "size_objective",
+                  "objectives")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RunIdentity:
     seed: int
     size_objective: str
     precision: str = ""
+    objectives: str = ""  # more than two objectives: all of them, comma-separated
 
     def row(self, evaluation: Evaluation, cost: CostFields, test_error: float = math.nan) -> ResultRow:
         return ResultRow(
@@ -44,7 +46,7 @@ class RunIdentity:
             search_space=self.search_space, strategy=self.strategy, task=self.task, model=self.model,
             seed=self.seed, config=evaluation.config, valid_error=evaluation.valid_error, test_error=test_error,
             runtime_s=evaluation.runtime_s, size_objective=self.size_objective, precision=self.precision,
-            **cost.as_row_fields(),
+            objectives=self.objectives, **cost.as_row_fields(),
         )
 
 
@@ -114,7 +116,7 @@ def previous_evaluations(
     checks they belong to this run. Rows of a file from before the metrics columns have no metrics."""
     expected = {"run_id": identity.run_id, "kind": KIND, "searcher": identity.searcher,
                 "search_space": identity.search_space, "strategy": identity.strategy, "task": identity.task,
-                "seed": identity.seed, "size_objective": identity.size_objective}
+                "seed": identity.seed, "size_objective": identity.size_objective, "objectives": identity.objectives}
     mismatches = []
     for column in RESUME_COLUMNS:
         found = sorted({str(value) for value in frame[column]})

@@ -89,7 +89,8 @@ def _row(**fields):
 def test_metrics_columns_round_trip_and_are_empty_where_not_measured(tmp_path):
     from benchmarks.results import COLUMNS, parse_metrics, read_results, rows_to_frame, task_metrics, write_atomic
 
-    assert COLUMNS[-5:] == ("valid_metrics", "test_metrics", "precision", "latency_ms", "latency_fraction")
+    assert COLUMNS[-6:] == ("valid_metrics", "test_metrics", "precision", "latency_ms", "latency_fraction",
+                            "objectives")
     scores = {"f1": 0.8345679012345679, "accuracy": 0.7401960784313726, "main": 0.8345679012345679,
               "error": 0.16543209876543208}
     assert task_metrics(scores) == {"f1": 0.8345679012345679, "accuracy": 0.7401960784313726}
@@ -143,7 +144,7 @@ def test_a_row_pickled_before_the_metrics_fields_unpickles_with_them_empty():
     row = _row(valid_metrics={"accuracy": 0.7})
     same = json.dumps(pickle.loads(pickle.dumps(row)).to_record()) == json.dumps(row.to_record())  # NaN-safe
     assert same and row.to_record()["valid_metrics"] == '{"accuracy": 0.7}'
-    newer = ("valid_metrics", "test_metrics", "precision", "latency_ms", "latency_fraction")
+    newer = ("valid_metrics", "test_metrics", "precision", "latency_ms", "latency_fraction", "objectives")
     state = {k: v for k, v in row.__dict__.items() if k not in newer}  # an older row
     old = ResultRow.__new__(ResultRow)
     old.__setstate__(state)

@@ -38,6 +38,7 @@ def rows(**columns) -> pd.DataFrame:
         valid_error=0.5, test_error=np.nan, params=100, param_fraction=0.5, encoder_param_fraction=0.5, macs=1.0,
         mac_fraction=0.5, size_objective="param_fraction", runtime_s=list(range(1, n + 1)), epoch=np.nan,
         pareto=False, valid_metrics="", test_metrics="", precision="", latency_ms=np.nan, latency_fraction=np.nan,
+        objectives="",
     )
     data = {c: columns.get(c, defaults[c]) for c in COLUMNS}
     return pd.DataFrame({c: v if isinstance(v, list) else [v] * n for c, v in data.items()})

@@ -80,7 +80,8 @@ def result_rows(records: list[dict]) -> pd.DataFrame:
     defaults = dict(kind="weight-sharing", method="rs", searcher="rs", search_space="small", strategy="sandwich",
                     task="rte", model="m", seed=0, params=1, encoder_param_fraction=0.5, macs=1.0, mac_fraction=0.5,
                     size_objective="param_fraction", epoch=np.nan, pareto=False, test_error=np.nan,
-                    valid_metrics="", test_metrics="", precision="", latency_ms=np.nan, latency_fraction=np.nan)
+                    valid_metrics="", test_metrics="", precision="", latency_ms=np.nan, latency_fraction=np.nan,
+                    objectives="")
     out = []
     for i, rec in enumerate(records):
         row = {**defaults, "config": json.dumps({"i": i}), "runtime_s": float(i + 1), **rec}
