@@ -47,7 +47,7 @@ class TrainerConfig:
     """
 
     epochs: int = 3
-    lr: float = 2e-5
+    lr: float = 5e-5
     batch_size: int = 16
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1

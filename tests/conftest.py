@@ -117,14 +117,15 @@ def save_tiny_bert(folder: Path, num_labels: int = 2, **overrides) -> Path:
 
 def train_tiny_supernet(output_dir: Path, model_dir: Path, glue_dir: Path, search_space: str = "small",
                         max_valid_samples: int = 40, *extra: str) -> Path:
-    """``plm-nas train-supernet``: a sandwich super-network of ``model_dir`` trained one epoch on 32 RTE examples."""
+    """``plm-nas train-supernet``: a sandwich super-network of ``model_dir`` trained one epoch on 32 RTE examples,
+    from the pre-trained model (fast, and what the tests of the strategies expect)."""
     from benchmarks.cli import run_command as main  # raises, so a failure shows its traceback
 
     assert main([
         "train-supernet", "--model", str(model_dir), "--task", "rte", "--data-dir", str(glue_dir), "--output-dir",
         str(output_dir), "--epochs", "1", "--max-train-samples", "32", "--max-valid-samples", str(max_valid_samples),
         "--lr", "1e-3", "--strategy", "sandwich", "--search-space", search_space, "--threads", "1", "--no-progress",
-        *extra,
+        "--init-from", "pretrained", *extra,
     ]) == 0
     return output_dir
 

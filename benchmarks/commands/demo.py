@@ -1,6 +1,7 @@
 """``plm-nas demo``: the main job, end to end on the embedded MiniLM in about ten minutes on a laptop CPU.
 
-1. train a weight-sharing super-network on a training subset (``train-supernet``),
+1. fine-tune the model on a training subset, then train a weight-sharing super-network from it, distilled from
+   it (``train-supernet``'s default recipe),
 2. run a weight-sharing multi-objective search on it (``search``),
 3. measure a quick latency table of the model (``latency-table``: one sequence of 128 tokens, in the run's
    precision), so every searched sub-network has a predicted latency,
@@ -50,6 +51,7 @@ class DemoSettings:
     searcher: str = "nsga2"
     size_objective: str = "mac_fraction"
     epochs: int = 1
+    finetune_epochs: int = 1
     max_train_samples: int = 2000
     max_valid_samples: int = 512
     num_samples: int = 100
@@ -66,6 +68,7 @@ class DemoSettings:
         return cls(output_dir=Path(args.output_dir), model=args.model, task=args.task, custom_data=custom,
                    data_dir=args.data_dir, search_space=args.search_space, strategy=args.strategy,
                    searcher=args.searcher, size_objective=args.size_objective, epochs=args.epochs,
+                   finetune_epochs=args.finetune_epochs,
                    max_train_samples=args.max_train_samples, max_valid_samples=args.max_valid_samples,
                    num_samples=args.num_samples, latency_batch_size=args.latency_batch_size, seed=args.seed,
                    threads=args.threads, device=args.device, precision=args.precision,
@@ -84,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "where random search leaves gaps")
     parser.add_argument("--size-objective", default="mac_fraction",
                         help="mac_fraction suits MiniLM, whose embeddings are half of its parameters")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=1, help="super-network epochs (default 1)")
+    parser.add_argument("--finetune-epochs", type=int, default=1,
+                        help="plain fine-tuning epochs before the super-network (default 1)")
     parser.add_argument("--max-train-samples", type=int, default=2000)
     parser.add_argument("--max-valid-samples", type=int, default=512)
     parser.add_argument("--num-samples", type=int, default=100, help="sub-networks the search evaluates (default 100)")
@@ -151,8 +156,9 @@ def run_demo(settings: DemoSettings) -> int:
     _stage("train-supernet", [
         "train-supernet", "--model", settings.model, *task, *data, "--output-dir", str(train_dir),
         "--search-space", settings.search_space, "--strategy", settings.strategy, "--epochs", str(settings.epochs),
+        "--init-from", "finetune", "--finetune-epochs", str(settings.finetune_epochs),
         "--max-train-samples", str(settings.max_train_samples), "--max-valid-samples", str(settings.max_valid_samples),
-        "--lr", "5e-5", *common, *precision, *threads, *quiet, *resume,
+        *common, *precision, *threads, *quiet, *resume,
     ])
     table_path = out / "latency-table.json"
     if not table_path.is_file():  # a quick table (coarse unit grid, few rounds): predictions for every row

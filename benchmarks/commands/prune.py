@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     drop.add_argument("--layers-dropped", type=int, nargs="+", default=None,
                       help="numbers of top layers to drop (default: 1 .. L-1)")
     drop.add_argument("--epochs", type=int, default=5)
-    drop.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate")
+    drop.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate (default 5e-05)")
     drop.add_argument("--batch-size", type=int, default=8)
     drop.add_argument("--weight-decay", type=float, default=0.0)
     drop.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")

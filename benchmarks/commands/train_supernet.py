@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # torch loads only when the command runs, so --help answers f
 DEFAULT_STRATEGY = "sandwich"
 DEFAULT_TEACHER_TEMPERATURE = 2.0  # as supernet.teacher.DEFAULT_TEACHER_TEMPERATURE
 INIT_FINETUNE, INIT_PRETRAINED = "finetune", "pretrained"
-DEFAULT_INIT = INIT_PRETRAINED
+DEFAULT_INIT = INIT_FINETUNE  # the recipe (issue 27): fine-tune, then train the super-network from it as teacher
+EPOCHS_FROM_FINETUNED, EPOCHS_FROM_PRETRAINED = 2, 3
 FINETUNED_DIR = "finetuned"  # with --init-from finetune: the plain fine-tuning, as plm-nas finetune writes it
 DEFAULT_SEARCH_SPACE = "small"
 
@@ -182,7 +183,9 @@ def _resolved_data_dir(task: TaskSpec, data_dir: str | None) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
+    add_common_arguments(parser, default_epochs=None, epochs_help=(
+        f"training epochs of the super-network (default {EPOCHS_FROM_FINETUNED} from a fine-tuned model, "
+        f"{EPOCHS_FROM_PRETRAINED} from the pre-trained one)"))
     parser.add_argument(
         "--search-space", default=DEFAULT_SEARCH_SPACE, choices=SEARCH_SPACE_NAMES,
         help=f"where random and smallest sub-networks come from (default {DEFAULT_SEARCH_SPACE})",
@@ -233,8 +236,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"temperature of the teacher's softened logits (default {DEFAULT_TEACHER_TEMPERATURE:g})")
 
 
+def default_epochs(init_from: str) -> int:
+    """The super-network's epochs when ``--epochs`` is not given: fewer from a fine-tuned model, which needs no
+    full-network warm-up and learns from a teacher."""
+    return EPOCHS_FROM_PRETRAINED if init_from == INIT_PRETRAINED else EPOCHS_FROM_FINETUNED
+
+
 def run(args: argparse.Namespace) -> int:
     """Train the super-network, then save it with its tokenizer, supernet.json, metrics.json and run.json."""
+    if args.epochs is None:  # resolved here, so that run.json records the epochs the run trained
+        args = argparse.Namespace(**{**vars(args), "epochs": default_epochs(args.init_from)})
     check_option_ranges(args)
     train_supernet(TrainSupernetSettings.from_args(args), arguments=vars(args))
     return 0

@@ -101,27 +101,32 @@ PRECISION_GRID = replace(
                 "plain fine-tuning on STS-B and SST-2, seeds 0 and 1",
 )
 
+# The super-network recipe, the commands' default (docs/supernet-training.md): every super-network starts from the
+# same seed's plain fine-tuning (rewired before its first step, the fine-tuned model its frozen teacher) and trains
+# for 2 more epochs.
+_RECIPE_SUPERNET = (*_VALID, "--epochs", "2", "--lr", "5e-5", "--batch-size", "16", "--weight-decay", "0.01",
+                    "--warmup-ratio", "0.1")
+
 # Searchers compared with statistical power (README, Comparing searchers): on one super-network per task (the
 # default recipe, CPU protocol), every weight-sharing searcher with 10 seeds; a second super-network per task with
 # 5 searcher seeds shows how much of the variance the super-network adds.
 _SEARCHERS = ("random_search", "morea", "local_search", "nsga2", "ehvi", "lsbo", "rsbo")
 SEARCHERS_GRID = replace(
     CPU_STUDY, name="searchers", kinds=("ws",), ws_searchers=_SEARCHERS, seeds=tuple(range(10)), supernet_seeds=(0,),
-    description="searchers with statistical power: 7 weight-sharing searchers x 10 seeds on one super-network per "
-                "task (STS-B, SST-2, MRPC), and x 5 seeds on a second one",
+    supernet_from_finetuned=True, supernet_args=_RECIPE_SUPERNET,
+    description="searchers with statistical power: 7 weight-sharing searchers x 10 seeds on one recipe super-network "
+                "per task (STS-B, SST-2, MRPC), and x 5 seeds on a second one",
     parts=(),
 )
 SEARCHERS_GRID = replace(SEARCHERS_GRID, parts=(
     replace(SEARCHERS_GRID, name="searchers-second-supernet", seeds=tuple(range(5)), supernet_seeds=(1,)),
 ))
 
-# The super-network recipe against the pruning baselines (docs/recipe.md): the CPU study's tasks, seeds, searchers
-# and baselines, with every super-network started from the same seed's plain fine-tuning (rewired before its first
-# step, the fine-tuned model its frozen teacher) and trained for 2 more epochs; no standard NAS.
+# The super-network recipe against the pruning baselines (docs/supernet-training.md): the CPU study's tasks, seeds,
+# searchers and baselines, with the recipe's super-networks; no standard NAS.
 RECIPE_GRID = replace(
     CPU_STUDY, name="recipe", kinds=("prune", "ws"), parts=(), supernet_from_finetuned=True,
-    supernet_args=(*_VALID, "--epochs", "2", "--lr", "5e-5", "--batch-size", "16", "--weight-decay", "0.01",
-                   "--warmup-ratio", "0.1"),
+    supernet_args=_RECIPE_SUPERNET,
     description="the super-network recipe (from plain fine-tuning, its frozen teacher, 2 epochs) against layer "
                 "dropping, head pruning and retraining-free pruning: STS-B, SST-2 (5,000 examples), MRPC; 5 "
                 "weight-sharing searchers; 3 seeds",

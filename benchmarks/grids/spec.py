@@ -140,7 +140,8 @@ def _supernet_step(grid: GridSpec, root: Path, data_args: tuple[str, ...], task:
     base = f"{task}/{_model_tag(model)}/{space}"
     supernet_dir = root / "supernets" / base / strategy / f"seed{seed}"
     finetuned = _finetuned_dir(root, task, model, seed) if grid.supernet_from_finetuned else None
-    init = ("--init-from", str(finetuned / "best_model")) if finetuned is not None else ()
+    # without a grid fine-tuning: from the pre-trained model, as the grids were defined (not the command's default)
+    init = ("--init-from", str(finetuned / "best_model") if finetuned is not None else "pretrained")
     return Step(
         key=f"supernet {base}/{strategy}/seed{seed}",
         command=("train-supernet", "--model", model, "--task", task, "--search-space", space, "--strategy", strategy,
@@ -157,6 +158,8 @@ def _searcher_seed_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...])
     for task, model, space, strategy, supernet_seed in itertools.product(
         grid.tasks, grid.models, grid.search_spaces, grid.strategies, grid.supernet_seeds
     ):
+        if grid.supernet_from_finetuned:  # the plain fine-tuning the super-network starts from, first
+            steps.append(_finetune_step(grid, root, data_args, task, model, supernet_seed))
         supernet = _supernet_step(grid, root, data_args, task, model, space, strategy, supernet_seed)
         steps.append(supernet)
         base = f"{task}/{_model_tag(model)}/{space}"
@@ -189,6 +192,17 @@ def _nas_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[S
     return steps
 
 
+def _finetune_step(grid: GridSpec, root: Path, data_args: tuple[str, ...], task: str, model: str, seed: int) -> Step:
+    """Plain fine-tuning of a task, model and seed (the pruning baselines' start and the recipe's super-networks')."""
+    finetuned = _finetuned_dir(root, task, model, seed)
+    return Step(
+        key=f"finetune {task}/{_model_tag(model)}/seed{seed}",
+        command=("finetune", "--model", model, "--task", task, "--seed", str(seed), "--output-dir",
+                 str(finetuned), *data_args, *grid.task_args.get(task, ()), *grid.finetune_args),
+        output_dir=finetuned, resumable=True,
+    )
+
+
 def _prune_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[Step]:
     """Per task, model and seed: plain fine-tuning, then every pruning baseline from its best model."""
     steps: list[Step] = []
@@ -196,12 +210,7 @@ def _prune_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list
         base = f"{task}/{_model_tag(model)}"
         finetuned = _finetuned_dir(root, task, model, seed)
         task_data = (*data_args, *grid.task_args.get(task, ()))
-        steps.append(Step(
-            key=f"finetune {base}/seed{seed}",
-            command=("finetune", "--model", model, "--task", task, "--seed", str(seed), "--output-dir",
-                     str(finetuned), *task_data, *grid.finetune_args),
-            output_dir=finetuned, resumable=True,
-        ))
+        steps.append(_finetune_step(grid, root, data_args, task, model, seed))
         for method, method_args in grid.prune_methods.items():
             out = root / "baselines" / base / method / f"seed{seed}"
             # a pruning run is minutes long and has no checkpoints: an unfinished one starts again

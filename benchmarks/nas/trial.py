@@ -52,7 +52,7 @@ class TrialProtocol:
 
     dataset_seed: int = 0
     epochs: int = 5
-    lr: float = 2e-5
+    lr: float = 5e-5
     batch_size: int = 8
     eval_batch_size: int = 32
     weight_decay: float = 0.0

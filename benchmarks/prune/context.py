@@ -48,7 +48,7 @@ class PruneSettings:
     no_progress: bool = False
     layers_dropped: tuple[int, ...] | None = None
     epochs: int = 5
-    lr: float = 2e-5
+    lr: float = 5e-5
     batch_size: int = 8
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0

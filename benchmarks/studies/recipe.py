@@ -52,7 +52,7 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {
     "current": Variant("sandwich from the pre-trained model for 3 epochs, 30% full-network warm-up, rewiring "
-                       "(the CPU study's recipe)", ("--epochs", "3")),
+                       "(the CPU study's recipe)", ("--epochs", "3", "--init-from", "pretrained")),
     "init-kd": Variant("sandwich from the fine-tuned model for 2 epochs, rewired before the first step, every pass "
                        "distilled from the fine-tuned model (T=2)", ("--epochs", "2"), init_from_finetuned=True),
     "init": Variant("as init-kd without the teacher (task loss only)", ("--epochs", "2", "--no-teacher"),
@@ -64,7 +64,7 @@ VARIANTS: dict[str, Variant] = {
     "init-kd-medium": Variant("as init-kd in the medium space (heads and units per layer)",
                               ("--epochs", "2", "--search-space", "medium"), init_from_finetuned=True),
     "current-kd": Variant("the CPU study's recipe with the fine-tuned model as frozen teacher",
-                          ("--epochs", "3", "--teacher", "{finetuned}")),
+                          ("--epochs", "3", "--init-from", "pretrained", "--teacher", "{finetuned}")),
 }
 
 

@@ -74,3 +74,31 @@ def test_init_from_finetune_fine_tunes_first_and_keeps_it_for_the_baselines(tiny
     capsys.readouterr()
     assert main([*argv, "--resume"]) == 0
     assert "plain fine-tuning: done before" in capsys.readouterr().out
+
+
+def test_the_commands_default_to_the_recipe(tmp_path):
+    """Without options, ``train-supernet`` fine-tunes first (3 epochs), starts from that model, rewires it at step 0,
+    distils every pass from it at T=2 for 2 epochs, at the CPU protocol's learning rate; from the pre-trained model
+    the super-network keeps its 3 epochs and 30% warm-up. ``finetune`` shares the learning rate."""
+    import argparse
+
+    from benchmarks.commands import finetune, train_supernet
+    from benchmarks.commands.train_supernet import TrainSupernetSettings, default_epochs
+
+    parser = argparse.ArgumentParser()
+    train_supernet.add_arguments(parser)
+    args = parser.parse_args(["--task", "rte", "--output-dir", str(tmp_path / "sn")])
+    assert (args.init_from, args.epochs, args.lr, args.finetune_epochs) == ("finetune", None, 5e-5, 3)
+    assert default_epochs(args.init_from) == 2 and default_epochs("pretrained") == 3
+    settings = TrainSupernetSettings.from_args(argparse.Namespace(**{**vars(args), "epochs": 2}))
+    assert settings.finetune is not None and settings.finetune.trainer.epochs == 3
+    assert settings.run.trainer.epochs == 2 and settings.run.trainer.lr == 5e-5
+    assert settings.init_from == settings.teacher == (tmp_path / "sn" / "finetuned" / "best_model").resolve()
+    assert settings.strategy.name == "sandwich" and settings.strategy.full_warmup == 0.0
+    assert settings.teacher_temperature == 2.0
+    pretrained = TrainSupernetSettings.from_args(argparse.Namespace(**{**vars(args), "epochs": 3,
+                                                                    "init_from": "pretrained"}))
+    assert pretrained.finetune is None and pretrained.teacher is None and pretrained.strategy.full_warmup is None
+    parser = argparse.ArgumentParser()
+    finetune.add_arguments(parser)
+    assert parser.parse_args(["--task", "rte", "--output-dir", str(tmp_path / "ft")]).lr == 5e-5
