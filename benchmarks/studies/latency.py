@@ -35,10 +35,10 @@ OBJECTIVES = ("mac_fraction", "latency_fraction")
 LATENCY_BUDGET = 0.5
 
 
-def plan(supernets: dict[str, Path], table: Path, root: Path) -> list[Step]:
+def plan(supernets: dict[str, Path], table: Path, root: Path, searchers: Sequence[str] = SEARCHERS) -> list[Step]:
     steps = []
     for task, supernet in supernets.items():
-        for searcher in SEARCHERS:
+        for searcher in searchers:
             for objective in OBJECTIVES:
                 for seed in SEEDS:
                     out = root / "searches" / task / objective / searcher / f"seed{seed}"
@@ -131,11 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=None, help="torch threads of every search")
     parser.add_argument("--skip-measure", action="store_true", help="run the searches only")
+    parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS), help="default: nsga2 ehvi")
     args = parser.parse_args(argv)
     supernets = {item.split("=", 1)[0]: Path(item.split("=", 1)[1]) for item in args.supernet}
     extra = ("--threads", str(args.threads)) if args.threads else ()
     failed = []
-    for step in plan(supernets, args.table.resolve(), args.out):
+    for step in plan(supernets, args.table.resolve(), args.out, args.searchers):
         if not step.done:
             print(f"run {step.key}", flush=True)
             if run_step(step, extra_args=extra) != 0:

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from benchmarks.grids.runner import TIMING_FILE, run_step
+from benchmarks.grids.runner import TIMING_FILE, export_results, run_step
 from benchmarks.grids.spec import DONE_MARKER, Step
 from benchmarks.results import read_results, with_metric
 
@@ -160,16 +160,37 @@ def relative_table(root: Path) -> pd.DataFrame:
 
 
 def summary_markdown(table: pd.DataFrame) -> str:
-    """Mean relative performance (%) over seeds per task/metric and method, one column per fraction pruned."""
+    """Mean relative performance (%) over seeds per task/metric and method, one column per fraction pruned, with
+    the standard error where there are two seeds or more."""
     grouped = table.groupby(["task", "metric", "method", "fraction_pruned"])["relative_performance"]
     means = (grouped.mean() * 100).unstack("fraction_pruned")
+    errors = (grouped.sem() * 100).unstack("fraction_pruned")
     counts = grouped.count().unstack("fraction_pruned").max(axis=1)
     lines = ["| task | metric | method | seeds | " + " | ".join(f"{f:.0%} pruned" for f in means.columns) + " |",
              "|---|---|---|---|" + "---|" * len(means.columns)]
-    for (task, metric, method), row in means.iterrows():
-        cells = " | ".join("—" if pd.isna(v) else f"{v:.1f}" for v in row)
-        lines.append(f"| {task} | {metric} | {method} | {int(counts[(task, metric, method)])} | {cells} |")
+    for key, row in means.iterrows():
+        cells = " | ".join("—" if pd.isna(v) else f"{v:.1f}" if pd.isna(e) else f"{v:.1f} ± {e:.1f}"
+                           for v, e in zip(row, errors.loc[key]))
+        lines.append(f"| {' | '.join(key)} | {int(counts[key])} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+def variant_of(method: str) -> str:
+    """``init-kd`` for ``init-kd-random_search`` (searcher names have no hyphen), ``rfp`` for ``rfp``."""
+    return method.rsplit("-", 1)[0] if "-" in method else method
+
+
+def export_study(steps: Sequence[Step], root: Path, dest: Path, variants: Sequence[str], baselines: bool) -> None:
+    """Copy the finished steps' small files (no weights) to ``dest`` (plain fine-tuning and RFP only with
+    ``baselines``), with the relative-performance tables of ``variants`` and RFP and every step's wall clock."""
+    chosen = [step for step in steps if baselines or not step.key.startswith(("finetune ", "rfp "))]
+    export_results(chosen, root, dest)
+    table = relative_table(root)
+    if not table.empty:
+        table = table[table["method"].map(variant_of).isin([*variants, "rfp"])]
+        table.to_csv(dest / "relative.csv", index=False)
+        (dest / "relative.md").write_text(summary_markdown(table))
+    cost_table(chosen).to_csv(dest / "cost.csv", index=False)
 
 
 def cost_table(steps: Sequence[Step]) -> pd.DataFrame:
@@ -193,12 +214,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads of every step")
     parser.add_argument("--precision", default=None, help="passed to every step (default: the commands' default)")
     parser.add_argument("--summary", action="store_true", help="only write the summary of finished steps")
+    parser.add_argument("--export", type=Path, default=None, metavar="DEST",
+                        help="copy the finished steps' tables, metrics and logs (no weights) to DEST, then stop")
+    parser.add_argument("--export-baselines", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --export: plain fine-tuning and RFP too (default: yes)")
     parser.add_argument("--keep-going", action="store_true")
     args = parser.parse_args(argv)
     data_args = ("--data-dir", args.data_dir) if args.data_dir else ()
     steps = plan(args.output_dir, args.tasks, args.seeds, args.variants, args.searchers, data_args)
     extra = (*(("--threads", str(args.threads)) if args.threads else ()),
              *(("--precision", args.precision) if args.precision else ()))
+    if args.export is not None:
+        export_study(steps, args.output_dir, args.export, args.variants, args.export_baselines)
+        print(f"exported to {args.export}")
+        return 0
     failed = []
     if not args.summary:
         for step in steps:
