@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.skip_measure:
         return 0
+    from benchmarks.verbosity import configure_output
+
+    configure_output()  # no transformers load reports between the tables
     fronts = front_rows(args.out)
     measured = measure(fronts, supernets, args.table)
     measured.to_csv(args.out / "measured.csv", index=False)

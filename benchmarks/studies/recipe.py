@@ -59,6 +59,8 @@ VARIANTS: dict[str, Variant] = {
                     init_from_finetuned=True),
     "init-kd-1ep": Variant("as init-kd for 1 epoch", ("--epochs", "1"), init_from_finetuned=True),
     "init-kd-3ep": Variant("as init-kd for 3 epochs", ("--epochs", "3"), init_from_finetuned=True),
+    "init-kd-lr2e-5": Variant("as init-kd at learning rate 2e-5 (the fine-tuned weights move less)",
+                              ("--epochs", "2", "--lr", "2e-5"), init_from_finetuned=True),
     "init-kd-t1": Variant("as init-kd at temperature 1", ("--epochs", "2", "--teacher-temperature", "1"),
                           init_from_finetuned=True),
     "init-kd-medium": Variant("as init-kd in the medium space (heads and units per layer)",
