@@ -275,7 +275,8 @@ def test_train_supernet_end_to_end_and_resume(tiny_model_dir, glue_dir, tmp_path
     from benchmarks.artifacts import read_supernet_info
     from benchmarks.commands import train_supernet
 
-    extra = ["--search-space", "small", "--strategy", "kd", "--num-random", "2", "--temperature", "4"]
+    extra = ["--search-space", "small", "--strategy", "kd", "--num-random", "2", "--temperature", "4",
+             "--init-from", "pretrained"]  # the warm-up default of a pre-trained start
     straight = tmp_path / "straight"
     assert train_supernet.run(parse(train_supernet, common_argv(tiny_model_dir, glue_dir, straight, 2) + extra)) == 0
     metrics = json.loads((straight / "metrics.json").read_text())
