@@ -159,15 +159,15 @@ def pareto_mask_nd(points: np.ndarray) -> list[bool]:
     first is kept; rows with a NaN are neither dominated nor dominate."""
     points = np.asarray(points, dtype=float)
     flags = np.ones(len(points), dtype=bool)
-    finite = ~np.isnan(points).any(axis=1)
-    for i in np.flatnonzero(finite):
-        others = points[finite]
+    rows = np.flatnonzero(~np.isnan(points).any(axis=1))
+    others = points[rows]
+    for i in rows:
         better_or_equal = (others <= points[i]).all(axis=1)
         strictly = (others < points[i]).any(axis=1)
         if (better_or_equal & strictly).any():
             flags[i] = False
             continue
-        same = np.flatnonzero(finite)[(others == points[i]).all(axis=1)]
+        same = rows[(others == points[i]).all(axis=1)]
         flags[i] = bool(same[0] == i)
     return flags.tolist()
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from benchmarks.commands.names import SEARCH_SPACE_NAMES, SEARCHER_NAMES
 from benchmarks.commands.options import (
+    DEFAULT_LR,
     DEVICES,
     add_latency_table_argument,
     add_precision_argument,
@@ -73,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parallel.add_argument("--poll-interval", type=float, default=2.0, help="seconds between Syne Tune's polls")
     protocol = parser.add_argument_group("fine-tuning protocol of every trial (defaults: the paper's)")
     protocol.add_argument("--epochs", type=int, default=5, help="epochs per trial (MO-ASHA's maximum resource)")
-    protocol.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate (default 5e-05)")
+    protocol.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"AdamW learning rate (default {DEFAULT_LR:g})")
     protocol.add_argument("--batch-size", type=int, default=8)
     protocol.add_argument("--eval-batch-size", type=int, default=32)
     protocol.add_argument("--weight-decay", type=float, default=0.0)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.commands.names import PRUNE_METHOD_NAMES, RFP_TEACHER_NAMES
 from benchmarks.commands.options import (
+    DEFAULT_LR,
     DEVICES,
     add_latency_table_argument,
     add_precision_argument,
@@ -80,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     drop.add_argument("--layers-dropped", type=int, nargs="+", default=None,
                       help="numbers of top layers to drop (default: 1 .. L-1)")
     drop.add_argument("--epochs", type=int, default=5)
-    drop.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate (default 5e-05)")
+    drop.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"AdamW learning rate (default {DEFAULT_LR:g})")
     drop.add_argument("--batch-size", type=int, default=8)
     drop.add_argument("--weight-decay", type=float, default=0.0)
     drop.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")

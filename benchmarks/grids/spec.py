@@ -117,9 +117,8 @@ def _ws_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[St
         grid.tasks, grid.models, grid.search_spaces, grid.strategies, grid.seeds
     ):
         base = f"{task}/{_model_tag(model)}/{space}"
-        supernet = _supernet_step(grid, root, data_args, task, model, space, strategy, seed)
-        supernet_dir = supernet.output_dir
-        steps.append(supernet)
+        steps += _supernet_steps(grid, root, data_args, task, model, space, strategy, seed)
+        supernet_dir = steps[-1].output_dir
         for searcher in grid.ws_searchers:
             out = root / "weight-sharing" / base / strategy / searcher / f"seed{seed}"
             steps.append(Step(
@@ -133,6 +132,16 @@ def _ws_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...]) -> list[St
 
 def _finetuned_dir(root: Path, task: str, model: str, seed: int) -> Path:
     return root / "finetuned" / task / _model_tag(model) / f"seed{seed}"
+
+
+def _supernet_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...], task: str, model: str, space: str,
+                    strategy: str, seed: int) -> list[Step]:
+    """A super-network's step, after the plain fine-tuning it starts from where the grid says so (a step the
+    pruning expander may also emit: expansion keeps one per folder), so any choice of kinds runs what it needs."""
+    supernet = _supernet_step(grid, root, data_args, task, model, space, strategy, seed)
+    if not grid.supernet_from_finetuned:
+        return [supernet]
+    return [_finetune_step(grid, root, data_args, task, model, seed), supernet]
 
 
 def _supernet_step(grid: GridSpec, root: Path, data_args: tuple[str, ...], task: str, model: str, space: str,
@@ -158,10 +167,8 @@ def _searcher_seed_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...])
     for task, model, space, strategy, supernet_seed in itertools.product(
         grid.tasks, grid.models, grid.search_spaces, grid.strategies, grid.supernet_seeds
     ):
-        if grid.supernet_from_finetuned:  # the plain fine-tuning the super-network starts from, first
-            steps.append(_finetune_step(grid, root, data_args, task, model, supernet_seed))
-        supernet = _supernet_step(grid, root, data_args, task, model, space, strategy, supernet_seed)
-        steps.append(supernet)
+        steps += _supernet_steps(grid, root, data_args, task, model, space, strategy, supernet_seed)
+        supernet = steps[-1]
         base = f"{task}/{_model_tag(model)}/{space}"
         for seed, searcher in itertools.product(grid.seeds, grid.ws_searchers):
             out = root / "weight-sharing" / base / strategy / searcher / f"supernet{supernet_seed}" / f"seed{seed}"

@@ -394,3 +394,20 @@ def test_super_networks_can_start_from_the_grids_plain_fine_tuning(tmp_path):
         seed = step.command[step.command.index("--seed") + 1]
         assert step.needs == finetuned[seed]
         assert step.command[step.command.index("--init-from") + 1] == str(finetuned[seed] / "best_model")
+
+
+def test_recipe_super_networks_bring_their_fine_tuning_with_any_kinds():
+    """``--kinds ws`` alone on a grid whose super-networks start from plain fine-tuning still runs that fine-tuning
+    first (once per task and seed), so no super-network waits for a step outside the plan."""
+    from benchmarks.grids.definitions import RECIPE_GRID
+
+    grid = restrict(RECIPE_GRID, tasks=["mrpc"], seeds=[0])
+    steps = expand(grid, Path("/r"), kinds=("ws",))
+    keys = [step.key for step in steps]
+    assert keys[:2] == ["finetune mrpc/minilm/seed0", "supernet mrpc/minilm/small/sandwich/seed0"]
+    assert keys.count("finetune mrpc/minilm/seed0") == 1
+    planned = {step.output_dir for step in steps}
+    assert all(step.needs is None or step.needs in planned for step in steps)
+    # with the pruning kind too, the fine-tuning is still expanded once
+    both = [step.key for step in expand(grid, Path("/r"))]
+    assert both.count("finetune mrpc/minilm/seed0") == 1 and both[0] == "finetune mrpc/minilm/seed0"
