@@ -20,6 +20,7 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from benchmarks.commands.options import DEVICES, add_precision_argument, resolve_precision_option
+from benchmarks.errors import UsageError
 from benchmarks.files import write_json_atomic
 from benchmarks.grids import (
     CPU_GRID,
@@ -75,15 +76,36 @@ def progress_summary(steps: Sequence[Step]) -> str:
             "([part]: resumed or restarted by the next run)")
 
 
+def step_precision(step: Step) -> str:
+    """The precision a begun step ran in, from its ``run.json`` (``fp32`` where none is recorded: a step run
+    before mixed precision)."""
+    path = step.output_dir / "run.json"
+    try:
+        recorded = json.loads(path.read_text()).get("precision") if path.is_file() else None
+    except (OSError, ValueError):
+        recorded = None
+    return str(recorded or "fp32")
+
+
 def recorded_grid_precision(root: Path, steps: Sequence[Step]) -> str | None:
-    """The precision a grid's earlier steps ran in: ``grid.json``'s, or ``fp32`` for a grid started before mixed
-    precision (some step begun, no precision recorded); None for a grid not started yet."""
+    """The precision a grid's earlier steps ran in: ``grid.json``'s; without it, the one the begun steps record
+    (``fp32`` for steps run before mixed precision; steps put there from another grid keep theirs); None for a grid
+    not started yet. Begun steps that disagree are refused: a grid runs in one precision."""
     path = root / MANIFEST_FILE
     if path.is_file():
         recorded = json.loads(path.read_text()).get("precision")
         if recorded:
             return str(recorded)
-    return "fp32" if any(step.done or step.started for step in steps) else None
+    begun: dict[str, list[str]] = {}
+    for step in steps:
+        if step.done or step.started:
+            begun.setdefault(step_precision(step), []).append(step.key)
+    if len(begun) > 1:
+        found = "; ".join(f"{name}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                          for name, keys in sorted(begun.items()))
+        raise UsageError(f"the begun steps in {root} ran in different precisions ({found}); a grid runs in one "
+                         "precision: move the odd steps out, or give each precision its own --output-dir")
+    return next(iter(begun), None)
 
 
 def grid_precision(args: argparse.Namespace, steps: Sequence[Step]) -> str:

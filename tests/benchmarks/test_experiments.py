@@ -411,3 +411,45 @@ def test_recipe_super_networks_bring_their_fine_tuning_with_any_kinds():
     # with the pruning kind too, the fine-tuning is still expanded once
     both = [step.key for step in expand(grid, Path("/r"))]
     assert both.count("finetune mrpc/minilm/seed0") == 1 and both[0] == "finetune mrpc/minilm/seed0"
+
+
+def _begin(step: Step, precision: str | None, done: bool = True) -> None:
+    """Put a begun step in place, as copied from another grid: its run.json (with ``precision`` unless None)."""
+    step.output_dir.mkdir(parents=True, exist_ok=True)
+    record = {"command_name": step.key.split()[0], **({"precision": precision} if precision else {})}
+    (step.output_dir / "run.json").write_text(json.dumps(record))
+    if done:
+        (step.output_dir / DONE_MARKER).write_text("x")
+
+
+def test_a_grid_without_a_manifest_keeps_the_precision_its_begun_steps_ran_in(tmp_path, monkeypatch):
+    calls: list[list[str]] = []
+
+    def fake_popen(cmd, stdout=None, stderr=None, env=None):
+        calls.append(cmd[3:])
+        return _Finished(0)
+
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)
+    steps = _steps(tmp_path)
+    # a super-network trained in bf16 elsewhere, put into a fresh grid: its search runs in bf16 too, recorded
+    _begin(steps[0], "bf16")
+    assert experiments.recorded_grid_precision(tmp_path, steps) == "bf16"
+    assert experiments.run(_args(tmp_path)) == 0
+    assert [call[call.index("--precision") + 1] for call in calls] == ["bf16", "bf16"]
+    assert json.loads((tmp_path / MANIFEST_FILE).read_text())["precision"] == "bf16"
+    # --precision fp32 on it is refused (the manifest now says bf16), like a resumed run's
+    args = _args(tmp_path)
+    args.precision = "fp32"
+    with pytest.raises(ValueError, match="ran in bf16"):
+        experiments.run(args)
+
+
+def test_begun_steps_in_different_precisions_are_refused(tmp_path):
+    steps = _steps(tmp_path)
+    # a step run before mixed precision records none: fp32
+    _begin(steps[0], None)
+    assert experiments.recorded_grid_precision(tmp_path, steps) == "fp32"
+    _begin(steps[1], "bf16", done=False)
+    with pytest.raises(ValueError, match=r"different precisions \(bf16: search .*; fp32: supernet"):
+        experiments.recorded_grid_precision(tmp_path, steps)
+    assert experiments.recorded_grid_precision(tmp_path / "empty", steps[:0]) is None
