@@ -5,7 +5,8 @@
 
 - a weight-sharing search's scoring: the same ``--num-samples`` sub-networks (drawn from the space with seed 0)
   scored on the validation split, the way the search did before mixed precision (fp32, validation batches in the
-  dataset's order) and the way it does now (``--precision``, default auto, batches sorted by length);
+  dataset's order, padded for every sub-network) and the way it does now (``--precision``, default auto, batches
+  sorted by length and padded once per search);
 - super-network training (sandwich steps, every step after the full-network warm-up) and plain fine-tuning
   (``standard``): ``--steps`` optimiser steps each, as before (fp32, torch's multi-tensor AdamW) and now (fused
   AdamW, fp32 and ``--precision``, with and without ``--group-by-length``); the epoch time follows from the steps
@@ -36,6 +37,7 @@ from benchmarks.artifacts import SuperNetSource, supernet_task
 from benchmarks.files import write_json_atomic
 from benchmarks.tasks.loaders import DataSettings, make_dataloaders, task_splits
 from benchmarks.tasks.metrics import metrics_fn
+from benchmarks.ws.scoring import CollatedBatches
 from search_spaces import get_search_space
 from supernet.evaluation import evaluate
 from supernet.model import SuperNetwork
@@ -76,16 +78,17 @@ def time_search(source: SuperNetSource, data: DataSettings, precision: Precision
     configs = [space.sample(rng) for _ in range(num_samples)]
     results = []
     variants = (("before: fp32, batches in dataset order", Precision("fp32"), False),
-                (f"now: {precision.name}, batches sorted by length", precision, True))
-    for name, chosen, sort in variants:
-        task, loaders = _loaders(source, data, sort)
+                (f"now: {precision.name}, batches sorted by length, padded once", precision, True))
+    for name, chosen, now in variants:
+        task, loaders = _loaders(source, data, sort=now)
         score = metrics_fn(task)
         evaluate(supernet, loaders["validation"], masks=space.to_masks(configs[0]), metrics_fn=score,
                  precision=chosen)  # warm-up
         started = time.perf_counter()
+        # as the search does now: the split's batches padded once (timed), every sub-network scored on them
+        batches = CollatedBatches(loaders["validation"]) if now else loaders["validation"]
         for config in configs:
-            evaluate(supernet, loaders["validation"], masks=space.to_masks(config), metrics_fn=score,
-                     precision=chosen)
+            evaluate(supernet, batches, masks=space.to_masks(config), metrics_fn=score, precision=chosen)
         results.append(Measurement("search (scoring)", name, time.perf_counter() - started, num_samples,
                                    "sub-network"))
     return results
