@@ -284,7 +284,7 @@ POSITIVE_INTS = ("epochs", "batch_size", "eval_batch_size", "max_length", "seq_l
                  "max_valid_samples", "max_test_samples", "num_random", "rewire_examples", "workers", "max_trials",
                  "cpus_per_worker", "cpus_per_trial", "sample_batch_size", "latency_batch_size", "latency_repeats",
                  "finetune_epochs")
-NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples", "seed", "dataset_seed")
+NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples", "seed", "dataset_seed", "teacher_hidden_weight")
 POSITIVE_FLOATS = ("lr", "max_grad_norm", "temperature", "max_wallclock", "poll_interval", "step_fraction", "max_scale",
                    "teacher_temperature")
 

@@ -71,6 +71,7 @@ class TrainSupernetSettings:
     init_from: Path | None = None  # a fine-tuned model folder the super-network starts from
     teacher: Path | None = None  # a fine-tuned model folder every pass learns from
     teacher_temperature: float = DEFAULT_TEACHER_TEMPERATURE
+    teacher_hidden_weight: float = 0.0  # weight of matching the teacher's last hidden states (0: logits only)
     finetune: ModelRun | None = None  # with --init-from finetune: plain fine-tuning first, into OUTPUT/finetuned
 
     @classmethod
@@ -94,6 +95,9 @@ class TrainSupernetSettings:
             teacher = fine_tuned_model(args.teacher, "--teacher")
         elif init_from is not None and not args.no_teacher:
             teacher = init_from
+        if teacher is None and args.teacher_hidden_weight:
+            raise UsageError("--teacher-hidden-weight needs a teacher: --teacher DIR, or --init-from a fine-tuned "
+                             "model without --no-teacher")
         strategy = StrategySettings(name=args.strategy, num_random=args.num_random, temperature=args.temperature,
                                     full_warmup=full_warmup, sub_network_loss_weight=args.sub_network_loss_weight)
         check_options(strategy.name, **strategy.options())  # fail before loading
@@ -111,13 +115,16 @@ class TrainSupernetSettings:
         return cls(run=run, output_dir=Path(args.output_dir), search_space=args.search_space,
                    strategy=strategy, rewire=args.rewire, rewire_examples=args.rewire_examples, resume=args.resume,
                    base_model=base_model, init_from=init_from, teacher=teacher,
-                   teacher_temperature=args.teacher_temperature, finetune=finetune)
+                   teacher_temperature=args.teacher_temperature,
+                   teacher_hidden_weight=args.teacher_hidden_weight, finetune=finetune)
 
     def data_identity(self) -> dict[str, Any]:
         """What the training data and targets are: the run's data and, with a teacher, which teacher it is."""
         identity = self.run.data_identity()
         if self.teacher is not None:
             identity.update(teacher=str(self.teacher), teacher_temperature=self.teacher_temperature)
+            if self.teacher_hidden_weight:  # absent at 0, so runs from before the option resume unchanged
+                identity.update(teacher_hidden_weight=self.teacher_hidden_weight)
         return identity
 
 
@@ -169,6 +176,7 @@ def supernet_info(settings: TrainSupernetSettings, setup: Setup, options: Mappin
         "init_from": str(settings.init_from) if settings.init_from else None,
         "teacher": str(settings.teacher) if settings.teacher else None,
         "teacher_temperature": settings.teacher_temperature if settings.teacher else None,
+        "teacher_hidden_weight": settings.teacher_hidden_weight if settings.teacher else None,
     }
 
 
@@ -234,6 +242,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--no-teacher", action="store_true", help="no teacher, also with --init-from")
     start.add_argument("--teacher-temperature", type=float, default=DEFAULT_TEACHER_TEMPERATURE,
                        help=f"temperature of the teacher's softened logits (default {DEFAULT_TEACHER_TEMPERATURE:g})")
+    start.add_argument("--teacher-hidden-weight", type=float, default=0.0,
+                       help="weight of the mean squared error between every pass's last hidden states and the "
+                            "teacher's, over the real tokens, beside the logits (default 0: logits only)")
 
 
 def default_epochs(init_from: str) -> int:
@@ -305,7 +316,7 @@ def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]
         task = setup.task
         teacher = Teacher(load_model(str(settings.teacher), head=task.head, num_labels=task.num_labels,
                                      problem_type=task.problem_type, device=setup.device),
-                          temperature=settings.teacher_temperature)
+                          temperature=settings.teacher_temperature, hidden_weight=settings.teacher_hidden_weight)
     trainer = Trainer(
         supernet,
         strategy,

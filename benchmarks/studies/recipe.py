@@ -65,6 +65,9 @@ VARIANTS: dict[str, Variant] = {
                           init_from_finetuned=True),
     "init-kd-medium": Variant("as init-kd in the medium space (heads and units per layer)",
                               ("--epochs", "2", "--search-space", "medium"), init_from_finetuned=True),
+    "init-kd-hidden": Variant("as init-kd, every pass also matching the teacher's last hidden states (mean squared "
+                              "error over the real tokens, weight 1)", ("--epochs", "2", "--teacher-hidden-weight", "1"),
+                              init_from_finetuned=True),
     "current-kd": Variant("the CPU study's recipe with the fine-tuned model as frozen teacher",
                           ("--epochs", "3", "--init-from", "pretrained", "--teacher", "{finetuned}")),
 }

@@ -14,7 +14,7 @@ import torch
 
 from search_spaces.masks import SubNetworkMasks
 from supernet.precision import FP32, Precision
-from supernet.strategies.losses import distillation_loss, is_regression, task_loss
+from supernet.strategies.losses import distillation_loss, hidden_state_loss, is_regression, task_loss
 from supernet.teacher import Teacher
 
 
@@ -59,23 +59,28 @@ class Strategy(ABC):
         ``backward`` runs outside it too (on the loss scaled by ``scaler``, for float16).
 
         With a frozen ``teacher`` every pass, the full network's too, learns from the teacher's logits beside the
-        labels (at the teacher's temperature), instead of from the labels alone or from the full network.
+        labels (at the teacher's temperature), instead of from the labels alone or from the full network, and, with
+        the teacher's ``hidden_weight > 0``, from its last hidden states.
         """
         passes = self.passes(step, total_steps, rng)
         labels = batch["labels"]
         inputs = {key: value for key, value in batch.items() if key != "labels"}
         regression = is_regression(supernet.model.config, supernet.shape.head)
-        fixed = teacher.logits(inputs, precision) if teacher is not None else None
+        fixed = teacher.targets(inputs, precision) if teacher is not None else None
+        hidden = fixed is not None and fixed.hidden is not None
         teacher_logits: torch.Tensor | None = None
         total = 0.0
         try:
             for current in passes:
                 supernet.set_sub_network(current.masks)
                 with precision.autocast(supernet):
-                    logits = supernet(**inputs).logits
-                logits = logits.float()
+                    outputs = supernet(**inputs, output_hidden_states=True) if hidden else supernet(**inputs)
+                logits = outputs.logits.float()
                 if fixed is not None:
-                    loss = distillation_loss(logits, fixed, labels, teacher.temperature, regression)
+                    loss = distillation_loss(logits, fixed.logits, labels, teacher.temperature, regression)
+                    if hidden:
+                        loss = loss + teacher.hidden_weight * hidden_state_loss(
+                            outputs.hidden_states[-1], fixed.hidden, inputs.get("attention_mask"))
                 elif current.distill:
                     if teacher_logits is None:
                         raise RuntimeError(f"strategy {self.name!r} distils before any full-network pass")

@@ -43,3 +43,19 @@ def distillation_loss(
         targets = F.softmax(teacher.view(-1, num_classes) / temperature, dim=-1)
         soft = temperature**2 * F.cross_entropy(student.view(-1, num_classes) / temperature, targets)
     return soft + task_loss(student, labels, regression)
+
+
+def hidden_state_loss(
+    student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error between two ``batch x tokens x hidden`` states over the real (unpadded) tokens.
+
+    ``attention_mask`` (1 for real tokens) may carry extra leading dimensions (multiple choice's ``batch x
+    choices x tokens``); without it every token counts.
+    """
+    student, teacher = student.float(), teacher.detach().float()
+    squared = (student - teacher).pow(2).mean(dim=-1)  # per token
+    if attention_mask is None:
+        return squared.mean()
+    weights = attention_mask.reshape(squared.shape).to(squared.dtype)
+    return (squared * weights).sum() / weights.sum().clamp(min=1.0)

@@ -32,6 +32,12 @@ def test_init_from_a_fine_tuned_model_starts_where_it_ended(finetuned, tiny_bert
     assert info["init_from"] == str((finetuned / "best_model").resolve()) == info["teacher"]
     assert info["model"] == str(tiny_bert_dir)  # the pre-trained model, as the fine-tuned one records it
     assert info["teacher_temperature"] == 2.0 and info["strategy_options"]["full_warmup"] == 0.0
+    assert info["teacher_hidden_weight"] == 0.0
+    # matching the teacher's hidden states too: recorded with the super-network, and the identity of a resume
+    hidden = tmp_path / "sn-hidden"
+    assert main(["train-supernet", "--data-dir", str(glue_dir), "--output-dir", str(hidden), "--init-from",
+                 str(finetuned), "--epochs", "1", "--lr", "1e-12", "--teacher-hidden-weight", "0.5", *DATA]) == 0
+    assert json.loads((hidden / "supernet" / "supernet.json").read_text())["teacher_hidden_weight"] == 0.5
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["rewired_at_step"] == 0
     reference = json.loads((finetuned / "metrics.json").read_text())
@@ -49,10 +55,16 @@ def test_a_fine_tuned_model_of_another_task_or_split_is_refused(finetuned, glue_
     assert cli([*common, "--task", "rte", "--output-dir", str(tmp_path / "c"), "--init-from", str(finetuned),
                 "--teacher", str(finetuned), "--no-teacher"]) == 2
     assert "exclude each other" in capsys.readouterr().err
+    assert cli([*common, "--task", "rte", "--output-dir", str(tmp_path / "e"), "--init-from", "pretrained",
+                "--teacher-hidden-weight", "1"]) == 2
+    assert "--teacher-hidden-weight needs a teacher" in capsys.readouterr().err
+    assert cli([*common, "--task", "rte", "--output-dir", str(tmp_path / "f"), "--init-from", str(finetuned),
+                "--teacher-hidden-weight", "-1"]) == 2
+    assert "--teacher-hidden-weight" in capsys.readouterr().err
     assert cli([*common, "--task", "rte", "--output-dir", str(tmp_path / "d"), "--init-from",
                 str(tmp_path / "nothing")]) == 2
     assert "--init-from" in capsys.readouterr().err
-    assert not any((tmp_path / name).exists() for name in "abcd")  # refused before anything was written
+    assert not any((tmp_path / name).exists() for name in "abcdef")  # refused before anything was written
 
 
 def test_init_from_finetune_fine_tunes_first_and_keeps_it_for_the_baselines(tiny_bert_dir, glue_dir, tmp_path, capsys):

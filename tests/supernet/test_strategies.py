@@ -336,3 +336,58 @@ def test_a_frozen_teacher_is_what_every_pass_learns_from(name):
     assert_grads_close(grads, gradients(supernet))
     # without the teacher the same step computes something else
     assert run_step(name, tiny_supernet(), batch)[0] != pytest.approx(loss, rel=1e-3)
+
+
+def test_hidden_state_loss_averages_over_real_tokens_only():
+    from supernet.strategies.losses import hidden_state_loss
+
+    student = torch.zeros(2, 3, 2)
+    teacher = torch.tensor([[[1.0, 3.0], [2.0, 0.0], [9.0, 9.0]], [[0.0, 0.0], [4.0, 4.0], [9.0, 9.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0]])  # the last token of each is padding
+    # per-token means of squares: 5, 2 | 0, 16 -> 23 / 4
+    assert hidden_state_loss(student, teacher, mask).item() == pytest.approx(23 / 4)
+    assert hidden_state_loss(student, teacher).item() == pytest.approx((5 + 2 + 81 + 0 + 16 + 81) / 6)
+    # multiple choice: the mask has a choices dimension, the states are batch*choices x tokens x hidden
+    assert hidden_state_loss(student, teacher, mask.view(1, 2, 3)).item() == pytest.approx(23 / 4)
+
+
+def test_a_teacher_with_hidden_weight_adds_the_last_hidden_states_error_of_every_pass():
+    """Beside the logits, every pass matches the teacher's last hidden states over the unpadded tokens: the
+    full network of an identical student adds nothing, each sub-network adds weight x its own error."""
+    from supernet.strategies.losses import hidden_state_loss
+    from supernet.teacher import Teacher
+
+    supernet, batch = tiny_supernet(), make_batch()
+    batch["attention_mask"][:3, 7:] = 0  # padded tokens count for nothing
+    teacher = Teacher(tiny_supernet(dropout=0.0).model, temperature=2.0, hidden_weight=0.5)
+    teacher.model.load_state_dict(supernet.model.state_dict())  # the student starts as the teacher
+    space = get_search_space("small", supernet.shape)
+    strategy = get_strategy("sandwich", space)
+    supernet.zero_grad(set_to_none=True)
+    seen = record_passes(supernet)
+    loss = strategy.step_loss(supernet, batch, 5, 10, np.random.default_rng(SEED), teacher=teacher)
+    del supernet.forward
+    grads = gradients(supernet)
+    supernet.zero_grad(set_to_none=True)
+    inputs = inputs_of(batch)
+    with torch.no_grad():
+        target = teacher.model(**inputs, output_hidden_states=True)
+    total, hidden_errors = 0.0, []
+    for masks in seen:
+        with supernet.sub_network(masks):
+            outputs = supernet(**inputs, output_hidden_states=True)
+        error = hidden_state_loss(outputs.hidden_states[-1], target.hidden_states[-1], batch["attention_mask"])
+        hidden_errors.append(error.item())
+        total = total + distillation_loss(outputs.logits, target.logits, batch["labels"], 2.0, False) + 0.5 * error
+    total.backward()
+    assert seen[0] is None and hidden_errors[0] == pytest.approx(0.0, abs=1e-10)
+    assert min(hidden_errors[1:]) > 1e-3  # the sub-networks differ from the teacher (initializer_range 0.3)
+    assert loss == pytest.approx(total.item(), rel=1e-5)
+    assert_grads_close(grads, gradients(supernet))
+    # the hidden term changes the step: without it the loss is the logits' alone
+    logits_only = Teacher(teacher.model, temperature=2.0)
+    supernet.zero_grad(set_to_none=True)
+    assert strategy.step_loss(supernet, batch, 5, 10, np.random.default_rng(SEED), teacher=logits_only) == (
+        pytest.approx(loss - 0.5 * sum(hidden_errors), rel=1e-5))
+    with pytest.raises(ValueError, match="hidden-state weight"):
+        Teacher(teacher.model, hidden_weight=-1.0)
