@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.studies.searchers import comparison_table, main, run_hypervolumes, supernet_effect, summary_markdown
+from benchmarks.studies.searchers import comparison_table, main, run_hypervolumes, summary_markdown, supernet_effect
 
 
 def values_frame(finals: dict[tuple[str, int], list[float]]) -> pd.DataFrame:
