@@ -187,15 +187,29 @@ def variant_of(method: str) -> str:
 
 def export_study(steps: Sequence[Step], root: Path, dest: Path, variants: Sequence[str], baselines: bool) -> None:
     """Copy the finished steps' small files (no weights) to ``dest`` (plain fine-tuning and RFP only with
-    ``baselines``), with the relative-performance tables of ``variants`` and RFP and every step's wall clock."""
+    ``baselines``), with the relative-performance tables of ``variants`` and RFP and every step's wall clock.
+
+    An earlier export in ``dest`` is added to, not replaced: its rows of other variants and steps stay."""
     chosen = [step for step in steps if baselines or not step.key.startswith(("finetune ", "rfp "))]
     export_results(chosen, root, dest)
     table = relative_table(root)
     if not table.empty:
         table = table[table["method"].map(variant_of).isin([*variants, "rfp"])]
+        table = _kept(dest / "relative.csv", table, lambda frame: frame["method"].map(variant_of))
         table.to_csv(dest / "relative.csv", index=False)
         (dest / "relative.md").write_text(summary_markdown(table))
-    cost_table(chosen).to_csv(dest / "cost.csv", index=False)
+    cost = _kept(dest / "cost.csv", cost_table(chosen), lambda frame: frame["step"])
+    cost.to_csv(dest / "cost.csv", index=False)
+
+
+def _kept(path: Path, new: pd.DataFrame, key) -> pd.DataFrame:
+    """``new`` with the rows of the table at ``path`` (if any) whose ``key`` (a function of a frame giving one
+    value per row) ``new`` does not have."""
+    if not path.is_file():
+        return new
+    old = pd.read_csv(path)
+    old = old[~key(old).isin(set(key(new)))] if not new.empty else old
+    return pd.concat([old, new], ignore_index=True) if not old.empty else new
 
 
 def cost_table(steps: Sequence[Step]) -> pd.DataFrame:

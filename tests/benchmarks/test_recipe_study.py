@@ -29,3 +29,30 @@ def test_summary_gives_mean_and_standard_error_over_seeds():
     assert lines[3] == "| stsb | main | rfp | 1 | 95.0 |"
     assert [variant_of(m) for m in ("init-kd-3ep-random_search", "current-ehvi", "rfp")] == ["init-kd-3ep", "current",
                                                                                           "rfp"]
+
+
+def test_an_export_adds_to_an_earlier_one(tmp_path, monkeypatch):
+    """Exporting one variant into a folder with earlier exports keeps their rows (other variants, other steps)
+    and replaces only what it exports again."""
+    from benchmarks.studies import recipe
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    earlier = pd.DataFrame({"task": ["sst2"] * 3, "metric": ["main"] * 3,
+                            "method": ["init-random_search", "init-kd-hidden-nsga2", "rfp"], "seed": [0, 0, 0],
+                            "fraction_pruned": [0.5] * 3, "relative_performance": [0.9, 0.1, 0.95]})
+    earlier.to_csv(dest / "relative.csv", index=False)
+    pd.DataFrame({"step": ["supernet init sst2/seed0", "supernet init-kd-hidden sst2/seed0"],
+                  "seconds": [10.0, 1.0]}).to_csv(dest / "cost.csv", index=False)
+    fresh = pd.DataFrame({"task": ["sst2"] * 2, "metric": ["main"] * 2, "method": ["init-kd-hidden-nsga2", "rfp"],
+                          "seed": [0, 0], "fraction_pruned": [0.5] * 2, "relative_performance": [0.96, 0.97]})
+    monkeypatch.setattr(recipe, "export_results", lambda steps, root, dest: None)
+    monkeypatch.setattr(recipe, "relative_table", lambda root: fresh)
+    monkeypatch.setattr(recipe, "cost_table", lambda steps: pd.DataFrame(
+        {"step": ["supernet init-kd-hidden sst2/seed0"], "seconds": [900.0]}))
+    recipe.export_study([], tmp_path, dest, ["init-kd-hidden"], baselines=False)
+    table = pd.read_csv(dest / "relative.csv").set_index("method")["relative_performance"].to_dict()
+    assert table == {"init-random_search": 0.9, "init-kd-hidden-nsga2": 0.96, "rfp": 0.97}
+    cost = pd.read_csv(dest / "cost.csv").set_index("step")["seconds"].to_dict()
+    assert cost == {"supernet init sst2/seed0": 10.0, "supernet init-kd-hidden sst2/seed0": 900.0}
+    assert "| sst2 | main | init-random_search | 1 | 90.0 |" in (dest / "relative.md").read_text()
