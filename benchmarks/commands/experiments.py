@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         write_json_atomic(grid_manifest, Path(args.output_dir) / MANIFEST_FILE)
     print(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(pending)} already done")
     failed: list[str] = []
+    elsewhere: list[str] = []  # steps another grid process is running: not failures of this one
     env = dict(os.environ, MPLBACKEND="Agg")
     threads = ("--threads", str(args.threads)) if args.threads else ()
     threads = (*threads, "--precision", precision)
@@ -198,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 code = run_step(step, env=env, extra_args=threads)
             except StepBusy:
-                failed.append(f"{step.key} (skipped: another process is running it)")
+                elsewhere.append(step.key)
                 tqdm.write(f"busy {step.key} (another process is running it; skipped)")
                 continue
             tqdm.write(f"{'ok ' if code == 0 else 'FAILED'} {step.key} ({time.time() - started:.0f} s)")
@@ -206,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
                 failed.append(f"{step.key} (exit {code}; log: {step.output_dir / LOG_FILE})")
                 if not args.keep_going:
                     break
+    for key in elsewhere:
+        print(f"left to another process: {key} (it was running it)", file=sys.stderr)
     for line in failed:
         print(f"failed: {line}", file=sys.stderr)
     return 1 if failed else 0
