@@ -9,14 +9,18 @@ writes, from their results tables alone:
   rows, reference point (2, 2));
 - ``OUT/summary.md``: per task and across tasks, on the first super-network (one block per searcher seed), each
   searcher's mean hypervolume with a 95% confidence interval and mean rank, Friedman's test and the pairs
-  Nemenyi's test separates, after 25 evaluations and at the end; then how much the second super-network moves
-  each searcher's mean against the spread over searcher seeds, and whether it ranks the searchers alike.
+  Nemenyi's test separates, after 25 evaluations and at the end; what a user would take away: the test metric of
+  the best-validation sub-network within 25, 50 and 75% pruned, relative to plain fine-tuning (the first
+  super-network's own, ``ROOT/finetuned/TASK/*/seed0``), with the same test; then how much the second
+  super-network moves each searcher's mean against the spread over searcher seeds, and whether it ranks the
+  searchers alike.
 
 The anytime curves with confidence bands and the critical-difference diagrams are ``plm-nas report ROOT``'s.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -29,9 +33,18 @@ from scipy import stats
 from benchmarks.grids.spec import DONE_MARKER
 from benchmarks.results import best_so_far_rows, read_results
 from plotting.hypervolume import HypervolumeSettings, hypervolume_over_time
-from plotting.significance import CONFIDENCE, block_table, confidence_interval, friedman, hypervolume_at
+from plotting.relative import relative_performance
+from plotting.significance import (
+    CONFIDENCE,
+    block_of,
+    block_table,
+    confidence_interval,
+    friedman,
+    hypervolume_at,
+)
 
 BUDGETS: tuple[int | None, ...] = (25, None)
+FRACTIONS_PRUNED: tuple[float, ...] = (0.25, 0.5, 0.75)
 RUN_ID = re.compile(r"-supernet(?P<supernet>\d+)-seed(?P<seed>\d+)$")
 
 
@@ -61,12 +74,36 @@ def run_hypervolumes(rows: pd.DataFrame, budgets: Sequence[int | None] = BUDGETS
     return pd.concat(parts, ignore_index=True)[columns].sort_values(columns[:5], ignore_index=True)
 
 
+def finetuned_test(root: Path, tasks: Sequence[str]) -> dict[str, float]:
+    """Per task, plain fine-tuning's test metric for the first super-network (``finetuned/TASK/*/seed0``)."""
+    found = {}
+    for task in tasks:
+        for path in sorted((root / "finetuned" / task).glob("*/seed0/metrics.json")):
+            found[task] = float(json.loads(path.read_text())["test"]["main"])
+    return found
+
+
+def relative_to_finetuning(rows: pd.DataFrame, references: dict[str, float]) -> pd.DataFrame:
+    """One row per search of the first super-network and fraction pruned: the relative test metric (in %) of
+    its best-validation sub-network within the budget, as a ``hypervolume`` column so the same tests apply."""
+    first = rows[rows["run_id"].str.contains("-supernet0-", regex=False)
+                 & rows["task"].isin(list(references))]
+    if first.empty:
+        return pd.DataFrame()
+    table = relative_performance(first, FRACTIONS_PRUNED, size_column="mac_fraction", reference=references)
+    table = table.assign(hypervolume=100 * table["relative_performance"], searcher=table["method"],
+                         block=[f"{task}/{block_of(run, method)}"
+                                for task, run, method in zip(table["task"], table["run_id"], table["method"])])
+    return table[["task", "searcher", "fraction_pruned", "hypervolume", "run_id", "block"]]
+
+
 def _budget_name(budget: int) -> str:
     return "at the end (100 evaluations)" if budget == 0 else f"after {budget} evaluations"
 
 
-def comparison_table(values: pd.DataFrame) -> tuple[list[str], str]:
-    """Markdown rows (searcher, runs, mean, CI, mean rank) and a verdict line for one scope's blocks."""
+def comparison_table(values: pd.DataFrame, digits: int = 4) -> tuple[list[str], str]:
+    """Markdown rows (searcher, runs, mean, CI, mean rank) and a verdict line for one scope's blocks (the value
+    compared is the ``hypervolume`` column)."""
     table = block_table(values.rename(columns={"searcher": "method"}))
     result = friedman(table)
     lines = []
@@ -76,8 +113,8 @@ def comparison_table(values: pd.DataFrame) -> tuple[list[str], str]:
         part = values.loc[values["searcher"] == searcher, "hypervolume"]
         mean, low, high = confidence_interval(part)
         rank = f"{result.mean_ranks[searcher]:.2f}" if result is not None else "–"
-        interval = "–" if np.isnan(low) else f"[{low:.4f}, {high:.4f}]"
-        lines.append(f"| {searcher} | {len(part)} | {mean:.4f} | {interval} | {rank} |")
+        interval = "–" if np.isnan(low) else f"[{low:.{digits}f}, {high:.{digits}f}]"
+        lines.append(f"| {searcher} | {len(part)} | {mean:.{digits}f} | {interval} | {rank} |")
     if result is None:
         return lines, f"fewer complete blocks than the test needs ({len(table)}): no test"
     pairs = result.different_pairs()
@@ -106,7 +143,7 @@ def supernet_effect(values: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def summary_markdown(values: pd.DataFrame) -> str:
+def summary_markdown(values: pd.DataFrame, relative: pd.DataFrame | None = None) -> str:
     """The summary: comparisons on the first super-network per task and across tasks, then the second's effect."""
     lines = ["# Searchers compared with statistical power", "",
              "Hypervolume: validation error and MAC fraction, quantile-normalised per task over all compared rows, "
@@ -125,6 +162,18 @@ def summary_markdown(values: pd.DataFrame) -> str:
             rows, verdict = comparison_table(part)
             lines += [f"**{scope}**: {verdict}.", "", "| searcher | runs | mean hypervolume | 95% CI | mean rank |",
                       "|---|---|---|---|---|", *rows, ""]
+    if relative is not None and not relative.empty:
+        lines += ["## What a user takes away: the test metric at a budget", "",
+                  "The best-validation sub-network of each search (first super-network, 100 evaluations) within "
+                  "25, 50 and 75% pruned (fraction of the MACs), its test metric relative to plain fine-tuning's in "
+                  "%, mean with a 95% CI over searcher seeds; ranks and tests as above, on this value.", ""]
+        for fraction in FRACTIONS_PRUNED:
+            at = relative[relative["fraction_pruned"] == fraction].dropna(subset=["hypervolume"])
+            for task in sorted(at["task"].unique()):
+                rows, verdict = comparison_table(at[at["task"] == task], digits=1)
+                lines += [f"**{task}, {fraction:.0%} pruned**: {verdict}.", "",
+                          "| searcher | runs | mean relative test metric (%) | 95% CI | mean rank |",
+                          "|---|---|---|---|---|", *rows, ""]
     effect = supernet_effect(values[values["budget"] == 0])
     if not effect.empty:
         lines += ["## The second super-network", "",
@@ -156,12 +205,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="a searchers grid folder or its --export-results copy")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    values = run_hypervolumes(finished_rows(args.root))
+    rows = finished_rows(args.root)
+    values = run_hypervolumes(rows)
+    references = finetuned_test(args.root, sorted(rows["task"].unique()))
+    relative = relative_to_finetuning(rows, references)
     args.out.mkdir(parents=True, exist_ok=True)
     table = args.out / "hypervolumes.csv"
     values.to_csv(table.with_suffix(".tmp"), index=False)
     table.with_suffix(".tmp").replace(table)
-    text = summary_markdown(values)
+    if not relative.empty:
+        relative.to_csv(args.out / "relative.csv", index=False)
+    text = summary_markdown(values, relative)
     (args.out / "summary.md.tmp").write_text(text + "\n")
     (args.out / "summary.md.tmp").replace(args.out / "summary.md")
     print(text)

@@ -46,7 +46,8 @@ def results_rows(searcher: str, supernet: int, seed: int, errors: list[float]) -
     return pd.DataFrame({
         "run_id": f"ws-sandwich-{searcher}-small-sst2-supernet{supernet}-seed{seed}", "kind": "weight-sharing",
         "method": searcher, "searcher": searcher, "search_space": "small", "strategy": "sandwich", "task": "sst2",
-        "model": "minilm", "seed": seed, "config": "{}", "valid_error": errors, "test_error": np.nan,
+        "model": "minilm", "seed": seed, "config": "{}", "valid_error": errors,
+        "test_error": [error + 0.05 for error in errors],
         "mac_fraction": sizes, "macs": sizes * 1e9, "params": 1000, "param_fraction": sizes,
         "encoder_param_fraction": sizes, "size_objective": "mac_fraction", "epoch": np.nan, "pareto": False,
         "runtime_s": np.arange(1.0, len(errors) + 1), "objectives": np.nan})
@@ -64,6 +65,9 @@ def test_the_study_reads_finished_searches_only_and_orders_a_dominating_searcher
     unfinished = root / "weight-sharing" / "rsbo" / "seed0"
     unfinished.mkdir(parents=True)
     results_rows("rsbo", 0, 0, [0.01, 0.02]).to_csv(unfinished / "results.csv", index=False)
+    finetuned = root / "finetuned" / "sst2" / "minilm" / "seed0"
+    finetuned.mkdir(parents=True)
+    (finetuned / "metrics.json").write_text('{"test": {"main": 0.9}}')
     assert main([str(root), "--out", str(tmp_path / "out")]) == 0
     table = pd.read_csv(tmp_path / "out" / "hypervolumes.csv")
     assert set(table["searcher"]) == {"ehvi", "random_search"} and set(table["budget"]) == {0, 25}
@@ -72,6 +76,13 @@ def test_the_study_reads_finished_searches_only_and_orders_a_dominating_searcher
     assert final["ehvi"] > final["random_search"]  # every ehvi point dominates the random search's
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "| ehvi | 5 |" in summary and "Friedman p" in summary  # two methods: Wilcoxon, reported the same way
+    # at 25% pruned the best-validation member within 75% of the MACs is the middle one (size 0.6): its test error
+    # is valid + 0.05, + 0.001 x seed, so on average 0.172 (ehvi) and 0.232 (random search), against 0.9
+    assert "| ehvi | 5 | 92.0 |" in summary and "| random_search | 5 | 85.3 |" in summary
+    relative = pd.read_csv(tmp_path / "out" / "relative.csv")
+    seed0 = relative[(relative["run_id"].str.contains("ehvi")) & relative["run_id"].str.endswith("seed0")]
+    assert seed0.set_index("fraction_pruned")["hypervolume"].to_dict() == pytest.approx(
+        {0.25: 100 * 0.83 / 0.9, 0.5: 100 * 0.75 / 0.9, 0.75: 100 * 0.75 / 0.9})
     with pytest.raises(SystemExit, match="does not end in -supernetN-seedM"):
         rows = results_rows("ehvi", 0, 0, [0.1]).assign(run_id="some-other-run")
         run_hypervolumes(rows)
