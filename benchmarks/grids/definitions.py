@@ -107,7 +107,7 @@ PRECISION_GRID = replace(
 _RECIPE_SUPERNET = (*_VALID, "--epochs", "2", "--lr", "5e-5", "--batch-size", "16", "--weight-decay", "0.01",
                     "--warmup-ratio", "0.1")
 
-# Searchers compared with statistical power (README, Comparing searchers): on one super-network per task (the
+# Searchers compared with statistical power (docs/searchers.md): on one super-network per task (the
 # default recipe, CPU protocol), every weight-sharing searcher with 10 seeds; a second super-network per task with
 # 5 searcher seeds shows how much of the variance the super-network adds.
 _SEARCHERS = ("random_search", "morea", "local_search", "nsga2", "ehvi", "lsbo", "rsbo")
