@@ -117,6 +117,8 @@ def comparison_table(values: pd.DataFrame, digits: int = 4) -> tuple[list[str], 
         lines.append(f"| {searcher} | {len(part)} | {mean:.{digits}f} | {interval} | {rank} |")
     if result is None:
         return lines, f"fewer complete blocks than the test needs ({len(table)}): no test"
+    if not result.significant:  # a post-hoc test only after a significant omnibus test
+        return lines, f"Friedman p = {result.p_value:.3g} over {result.blocks} blocks: no significant difference"
     pairs = result.different_pairs()
     differ = "; ".join(f"{a} > {b}" for a, b in pairs) if pairs else "no pair differs significantly (Nemenyi)"
     return lines, f"Friedman p = {result.p_value:.3g} over {result.blocks} blocks; {differ}"

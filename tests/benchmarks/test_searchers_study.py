@@ -86,3 +86,11 @@ def test_the_study_reads_finished_searches_only_and_orders_a_dominating_searcher
     with pytest.raises(SystemExit, match="does not end in -supernetN-seedM"):
         rows = results_rows("ehvi", 0, 0, [0.1]).assign(run_id="some-other-run")
         run_hypervolumes(rows)
+
+
+def test_no_post_hoc_pairs_without_a_significant_friedman_test():
+    # ranks that change from seed to seed: Friedman finds nothing, so no pair is reported either
+    values = values_frame({("a", 0): [3.0, 2.0, 1.0, 3.0, 2.0], ("b", 0): [2.0, 3.0, 2.0, 1.0, 1.0],
+                           ("c", 0): [1.0, 1.0, 3.0, 2.0, 3.0]})
+    _, verdict = comparison_table(values)
+    assert verdict.startswith("Friedman p = ") and verdict.endswith("no significant difference") and ">" not in verdict
