@@ -538,7 +538,7 @@ def significance_section(trajectories: pd.DataFrame, ctx: ReportContext) -> None
             if result is None:
                 ctx.note(f"{scope} after {_budget_name(budget)}: fewer than {MIN_BLOCKS} complete blocks, no test.")
                 continue
-            pairs = result.different_pairs() if result.significant else []  # post-hoc only after Friedman
+            pairs = result.different_pairs()
             verdict = ("; ".join(f"{a} > {b}" for a, b in pairs) if pairs else
                        "no pair differs significantly" if result.significant else "no significant difference")
             rows.append([Cell(scope), Cell(f"Friedman p = {result.p_value:.3g} ({result.blocks} blocks)"), Cell(""),

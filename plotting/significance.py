@@ -81,7 +81,10 @@ class FriedmanResult:
         return self.p_value < ALPHA
 
     def different_pairs(self, alpha: float = ALPHA) -> list[tuple[str, str]]:
-        """Pairs of methods whose ranks differ significantly (Nemenyi), better first."""
+        """Pairs of methods whose ranks differ significantly (Nemenyi), better first; none unless Friedman's test
+        is significant (a post-hoc test only follows a significant omnibus test)."""
+        if not self.p_value < alpha:
+            return []
         pairs = []
         names = list(self.mean_ranks.sort_values().index)
         for i, a in enumerate(names):

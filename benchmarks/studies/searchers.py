@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from benchmarks.grids.spec import DONE_MARKER
-from benchmarks.results import best_so_far_rows, read_results
+from benchmarks.results import best_so_far_rows, read_results, write_atomic
 from plotting.hypervolume import HypervolumeSettings, hypervolume_over_time
 from plotting.relative import relative_performance
 from plotting.significance import (
@@ -117,7 +117,7 @@ def comparison_table(values: pd.DataFrame, digits: int = 4) -> tuple[list[str], 
         lines.append(f"| {searcher} | {len(part)} | {mean:.{digits}f} | {interval} | {rank} |")
     if result is None:
         return lines, f"fewer complete blocks than the test needs ({len(table)}): no test"
-    if not result.significant:  # a post-hoc test only after a significant omnibus test
+    if not result.significant:
         return lines, f"Friedman p = {result.p_value:.3g} over {result.blocks} blocks: no significant difference"
     pairs = result.different_pairs()
     differ = "; ".join(f"{a} > {b}" for a, b in pairs) if pairs else "no pair differs significantly (Nemenyi)"
@@ -212,14 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     references = finetuned_test(args.root, sorted(rows["task"].unique()))
     relative = relative_to_finetuning(rows, references)
     args.out.mkdir(parents=True, exist_ok=True)
-    table = args.out / "hypervolumes.csv"
-    values.to_csv(table.with_suffix(".tmp"), index=False)
-    table.with_suffix(".tmp").replace(table)
+    write_atomic(values, args.out / "hypervolumes.csv")
     if not relative.empty:
-        relative.to_csv(args.out / "relative.csv", index=False)
+        write_atomic(relative, args.out / "relative.csv")
     text = summary_markdown(values, relative)
-    (args.out / "summary.md.tmp").write_text(text + "\n")
-    (args.out / "summary.md.tmp").replace(args.out / "summary.md")
+    (args.out / "summary.md").write_text(text + "\n")
     print(text)
     return 0
 

@@ -54,6 +54,11 @@ def test_friedman_and_nemenyi_find_a_clearly_better_method_and_only_with_enough_
     assert result.p_value == pytest.approx(expected.pvalue) and result.significant
     assert ("good", "bad") in result.different_pairs()  # 2 ranks apart over 8 blocks: beyond Nemenyi's CD
     assert ("good", "middle") not in result.different_pairs()  # 1 rank apart: within it
+    # ranks that change from block to block: Friedman finds nothing, so no pair either, whatever Nemenyi says
+    mixed = hypervolume_at(trajectories(6, {"a": [3, 2, 1, 3, 2, 1], "b": [2, 3, 2, 1, 1, 3],
+                                            "c": [1, 1, 3, 2, 3, 2]}))
+    unclear = friedman(block_table(mixed))
+    assert not unclear.significant and unclear.different_pairs() == []
     early = hypervolume_at(trajectories(8, {"good": good, "bad": bad}), evaluations=1)
     assert (early["hypervolume"] == 0.1).all()
     assert friedman(block_table(hypervolume_at(trajectories(4, {"a": good, "b": bad})))) is None  # too few blocks
