@@ -37,6 +37,7 @@ from benchmarks.commands.options import (
     DEFAULT_LR,
     DEVICES,
     add_latency_table_argument,
+    add_min_train_words_argument,
     add_precision_argument,
     add_size_objective_argument,
     add_task_arguments,
@@ -82,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     protocol.add_argument("--max-length", type=int, default=128, help="maximum tokens per example")
     protocol.add_argument("--seq-len", type=int, default=None, help="sequence length of MAC counts (default: --max-length)")
     protocol.add_argument("--max-train-samples", type=int, default=None, help="seeded subset of the training split")
+    add_min_train_words_argument(protocol)
     protocol.add_argument("--max-valid-samples", type=int, default=None,
                           help="seeded subset of the validation split (default: 2,048 for large tasks, else all)")
     protocol.add_argument("--max-test-samples", type=int, default=None, help="seeded subset of the test split")

@@ -44,6 +44,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_lr: float = DE
         help=f"maximum tokens per example (default {DEFAULT_MAX_LENGTH})",
     )
     parser.add_argument("--max-train-samples", type=int, default=None, help="seeded subset of the training split")
+    add_min_train_words_argument(parser)
     parser.add_argument(
         "--max-valid-samples", type=int, default=None,
         help="seeded subset of the validation split (default: 2,048 for large tasks, else all)",
@@ -58,6 +59,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_lr: float = DE
                         help="batch training examples of similar length together (less padding; off by default)")
     parser.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint in --output-dir")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_min_train_words_argument(parser: argparse._ActionsContainer) -> None:
+    """``--min-train-words N``: train only on examples of at least N words (SST-2's sentence-like ones)."""
+    parser.add_argument(
+        "--min-train-words", type=int, default=None, metavar="N",
+        help="train only on training examples of at least N words, before --max-train-samples (default: all); "
+             "SST-2's training split is mostly short phrases, its test set whole sentences: 10 keeps the "
+             "sentence-like ones. Validation and test are never filtered",
+    )
 
 
 def add_precision_argument(parser: argparse._ActionsContainer, what: str = "forward passes") -> None:
@@ -239,7 +250,7 @@ def data_settings(args: argparse.Namespace, **overrides: object) -> DataSettings
     from benchmarks.tasks.loaders import DataSettings
 
     names = ("data_dir", "dataset_seed", "max_train_samples", "max_valid_samples", "max_test_samples", "max_length",
-             "batch_size", "eval_batch_size", "group_by_length")
+             "batch_size", "eval_batch_size", "group_by_length", "min_train_words")
     values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return DataSettings(**{**values, **overrides})
 
@@ -283,7 +294,7 @@ def model_run(args: argparse.Namespace) -> ModelRun:
 POSITIVE_INTS = ("epochs", "batch_size", "eval_batch_size", "max_length", "seq_len", "threads", "max_train_samples",
                  "max_valid_samples", "max_test_samples", "num_random", "rewire_examples", "workers", "max_trials",
                  "cpus_per_worker", "cpus_per_trial", "sample_batch_size", "latency_batch_size", "latency_repeats",
-                 "finetune_epochs")
+                 "finetune_epochs", "min_train_words")
 NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples", "seed", "dataset_seed", "teacher_hidden_weight")
 POSITIVE_FLOATS = ("lr", "max_grad_norm", "temperature", "max_wallclock", "poll_interval", "step_fraction", "max_scale",
                    "teacher_temperature")

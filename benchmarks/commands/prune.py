@@ -28,6 +28,7 @@ from benchmarks.commands.options import (
     DEFAULT_LR,
     DEVICES,
     add_latency_table_argument,
+    add_min_train_words_argument,
     add_precision_argument,
     add_size_objective_argument,
     add_task_arguments,
@@ -86,6 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     drop.add_argument("--weight-decay", type=float, default=0.0)
     drop.add_argument("--warmup-ratio", type=float, default=0.0, help="fraction of steps of linear warm-up")
     drop.add_argument("--max-train-samples", type=int, default=None, help="seeded subset of the training split")
+    add_min_train_words_argument(drop)
 
     heads = parser.add_argument_group("head-prune")
     heads.add_argument("--step-fraction", type=float, default=0.1, help="fraction of all heads removed per step")

@@ -167,6 +167,7 @@ def supernet_info(settings: TrainSupernetSettings, setup: Setup, options: Mappin
         "dataset_seed": run.data.dataset_seed,
         "max_valid_samples": run.data.max_valid_samples,
         "max_train_samples": run.data.max_train_samples,
+        "min_train_words": run.data.min_train_words,
         "max_length": run.data.max_length,
         # resolved here so a search started elsewhere (other cwd, other GLUE_DIR) reads the same copy
         "data_dir": _resolved_data_dir(setup.task, run.data.data_dir),

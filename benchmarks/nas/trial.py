@@ -61,6 +61,7 @@ class TrialProtocol:
     max_train_samples: int | None = None
     max_valid_samples: int | None = None
     max_test_samples: int | None = None
+    min_train_words: int | None = None
     precision: str = "fp32"  # resolved by `plm-nas nas` for the trials' device; runs from before it were fp32
 
     def data(self, data_dir: str | None) -> DataSettings:
@@ -68,7 +69,8 @@ class TrialProtocol:
         return DataSettings(data_dir=data_dir, dataset_seed=self.dataset_seed,
                             max_train_samples=self.max_train_samples, max_valid_samples=self.max_valid_samples,
                             max_test_samples=self.max_test_samples, max_length=self.max_length,
-                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
+                            min_train_words=self.min_train_words)
 
 
 PROTOCOL_FIELDS = tuple(f.name for f in fields(TrialProtocol))

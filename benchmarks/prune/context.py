@@ -53,6 +53,7 @@ class PruneSettings:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
     max_train_samples: int | None = None
+    min_train_words: int | None = None
     step_fraction: float = 0.1
     budgets: tuple[float, ...] = DEFAULT_BUDGETS
     num_samples: int = 1024
@@ -76,7 +77,8 @@ class PruneSettings:
         return DataSettings(data_dir=self.data_dir, dataset_seed=dataset_seed,
                             max_train_samples=self.max_train_samples, max_valid_samples=self.max_valid_samples,
                             max_test_samples=self.max_test_samples, max_length=self.max_length,
-                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+                            batch_size=self.batch_size, eval_batch_size=self.eval_batch_size,
+                            min_train_words=self.min_train_words)
 
 
 def check_settings(args: PruneSettings) -> None:

@@ -79,6 +79,12 @@ def _variant(name: str) -> Variant:
     return VARIANTS[name]
 
 
+def data_arguments(data_dir: str | None, min_train_words: int | None) -> tuple[str, ...]:
+    """The data options of every training step (fine-tuning, RFP, super-network); searches read no training data."""
+    return (*(("--data-dir", data_dir) if data_dir else ()),
+            *(("--min-train-words", str(min_train_words)) if min_train_words else ()))
+
+
 def plan(root: Path, tasks: Sequence[str], seeds: Sequence[int], variants: Sequence[str], searchers: Sequence[str],
          data_args: Sequence[str] = ()) -> list[Step]:
     """The study's steps in run order (each fine-tuned model before what starts from it)."""
@@ -230,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["current", "init-kd"], choices=tuple(VARIANTS))
     parser.add_argument("--searchers", nargs="+", default=["random_search"])
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--min-train-words", type=int, default=None, metavar="N",
+                        help="every training step (fine-tuning, RFP, super-network) uses only training examples of "
+                             "at least N words (SST-2's sentence-like ones); give it its own --output-dir")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of every step")
     parser.add_argument("--precision", default=None, help="passed to every step (default: the commands' default)")
     parser.add_argument("--summary", action="store_true", help="only write the summary of finished steps")
@@ -239,8 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --export: plain fine-tuning and RFP too (default: yes)")
     parser.add_argument("--keep-going", action="store_true")
     args = parser.parse_args(argv)
-    data_args = ("--data-dir", args.data_dir) if args.data_dir else ()
-    steps = plan(args.output_dir, args.tasks, args.seeds, args.variants, args.searchers, data_args)
+    steps = plan(args.output_dir, args.tasks, args.seeds, args.variants, args.searchers,
+                 data_arguments(args.data_dir, args.min_train_words))
     extra = (*(("--threads", str(args.threads)) if args.threads else ()),
              *(("--precision", args.precision) if args.precision else ()))
     if args.export is not None:

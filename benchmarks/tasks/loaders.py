@@ -39,6 +39,7 @@ class DataSettings:
     batch_size: int = 16
     eval_batch_size: int = 32
     group_by_length: bool = False
+    min_train_words: int | None = None
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide which examples are read, and in which batches (a resumed run must keep them)."""
@@ -48,6 +49,8 @@ class DataSettings:
                     "max_length": self.max_length}
         if self.group_by_length:  # recorded only when on, so checkpoints from before the option still resume
             identity["group_by_length"] = True
+        if self.min_train_words:  # likewise
+            identity["min_train_words"] = self.min_train_words
         return identity
 
 # ----------------------------------------------------------------------------------------------------- splits
@@ -79,6 +82,31 @@ def subsample(dataset: datasets.Dataset, max_samples: int | None, seed: int) -> 
     return dataset.select(np.sort(chosen))
 
 
+def example_words(spec: TaskSpec, dataset: datasets.Dataset) -> np.ndarray:
+    """Whitespace-separated words of every example, summed over the task's text (and choice) columns."""
+    counts = np.zeros(len(dataset), dtype=np.int64)
+    for column in (*spec.text_columns, *spec.choice_columns):
+        counts += np.array([len(str(text).split()) for text in dataset[column]], dtype=np.int64)
+    return counts
+
+
+def keep_min_words(spec: TaskSpec, dataset: datasets.Dataset, min_words: int | None) -> datasets.Dataset:
+    """The examples of at least ``min_words`` words (None or 0: all), in their original order.
+
+    SST-2's training split is mostly short phrases cut from its sentences while its test set is whole sentences;
+    training on the sentence-like examples only is what this is for (docs/supernet-training.md).
+    """
+    if not min_words:
+        return dataset
+    if min_words < 0:
+        raise ValueError(f"a minimum number of words must be positive or None, got {min_words}")
+    kept = np.flatnonzero(example_words(spec, dataset) >= min_words)
+    if len(kept) == 0:
+        raise ValueError(f"no training example of task {spec.name!r} has {min_words} words or more; "
+                         "lower --min-train-words")
+    return dataset.select(kept)
+
+
 def load_splits(
     spec: TaskSpec,
     data_dir: str | Path | None = None,
@@ -86,13 +114,15 @@ def load_splits(
     train_fraction: float = 0.7,
     max_valid_samples: int | None | Literal["auto"] = AUTO,
     max_train_samples: int | None = None,
+    min_train_words: int | None = None,
 ) -> datasets.DatasetDict:
     """The ``train`` / ``validation`` / ``test`` splits of a task, as in the method.
 
     The official train split is split ``train_fraction`` / rest into train and validation by the dataset
     ``seed``; the official dev set is the test set. ``max_valid_samples="auto"`` caps validation at 2,048
     examples for large tasks and not otherwise. Caps take seeded random subsets; capping train leaves
-    validation unchanged.
+    validation unchanged. ``min_train_words`` keeps only training examples that long, before the cap
+    (validation and test are never filtered).
     """
     if max_valid_samples == AUTO:
         max_valid_samples = spec.default_max_valid_samples
@@ -104,7 +134,7 @@ def load_splits(
     else:
         train, valid = split_train_validation(official["train"], seed, train_fraction)
     return datasets.DatasetDict(
-        train=subsample(train, max_train_samples, seed),
+        train=subsample(keep_min_words(spec, train, min_train_words), max_train_samples, seed),
         validation=subsample(valid, max_valid_samples, seed),
         test=official["test"],
     )
@@ -267,7 +297,7 @@ def task_splits(spec: TaskSpec, data: DataSettings) -> datasets.DatasetDict:
     """The capped ``train`` / ``validation`` / ``test`` splits that ``data`` describes (test by the dataset seed)."""
     splits = load_splits(spec, data_dir=data.data_dir, seed=data.dataset_seed,
                          max_valid_samples=AUTO if data.max_valid_samples is None else data.max_valid_samples,
-                         max_train_samples=data.max_train_samples)
+                         max_train_samples=data.max_train_samples, min_train_words=data.min_train_words)
     splits["test"] = subsample(splits["test"], data.max_test_samples, data.dataset_seed)
     return splits
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.studies.recipe import plan, summary_markdown, variant_of
+from benchmarks.studies.recipe import data_arguments, plan, summary_markdown, variant_of
 
 
 def test_plan_states_where_each_super_network_starts():
@@ -16,6 +16,19 @@ def test_plan_states_where_each_super_network_starts():
     assert recipe.command[recipe.command.index("--init-from") + 1] == "/r/finetuned/mrpc/seed1/best_model"
     assert recipe.needs == Path("/r/finetuned/mrpc/seed1")
     assert list(steps)[:2] == ["finetune mrpc/seed1", "rfp mrpc/seed1"]
+
+
+def test_min_train_words_reaches_every_training_step_and_no_search():
+    steps = plan(Path("/r"), ["sst2"], [0], ["init-kd"], ["nsga2"], data_arguments("/glue", 10))
+    training = {step.key: step.command for step in steps if not step.key.startswith("search ")}
+    assert sorted(training) == ["finetune sst2/seed0", "rfp sst2/seed0", "supernet init-kd sst2/seed0"]
+    for command in training.values():
+        assert command[command.index("--min-train-words") + 1] == "10"
+        assert command[command.index("--data-dir") + 1] == "/glue"
+        assert command[command.index("--max-train-samples") + 1] == "5000"  # the task's own cap stays
+    (search,) = [step.command for step in steps if step.key.startswith("search ")]
+    assert "--min-train-words" not in search and "--data-dir" not in search
+    assert data_arguments(None, None) == ()
 
 
 def test_summary_gives_mean_and_standard_error_over_seeds():

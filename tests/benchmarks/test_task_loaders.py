@@ -107,6 +107,38 @@ def test_length_grouped_training_batches_are_shuffled_seeded_and_pad_less(glue_d
     assert first_group == sorted(first_group, reverse=True)
 
 
+def test_min_train_words_keeps_long_training_examples_only(glue_dir):
+    """SST-2: the filter runs on the training part before the cap; validation and test are untouched."""
+    from benchmarks.tasks.loaders import DataSettings, task_splits
+
+    spec = get_task("sst2")
+    plain = load_splits(spec, glue_dir, seed=0)
+    long = load_splits(spec, glue_dir, seed=0, min_train_words=10)
+    words = [len(text.split()) for text in plain["train"]["sentence"]]
+    assert len(plain["train"]) == 47144 and len(long["train"]) == sum(w >= 10 for w in words) == 17679
+    assert min(len(text.split()) for text in long["train"]["sentence"]) == 10
+    assert long["train"]["sentence"] == [t for t, w in zip(plain["train"]["sentence"], words) if w >= 10]
+    assert long["validation"]["sentence"] == plain["validation"]["sentence"]
+    assert long["test"]["sentence"] == plain["test"]["sentence"]
+    capped = task_splits(spec, DataSettings(data_dir=str(glue_dir), max_train_samples=500, min_train_words=10))
+    assert len(capped["train"]) == 500 and min(len(t.split()) for t in capped["train"]["sentence"]) >= 10
+    assert set(capped["train"]["sentence"]) <= set(long["train"]["sentence"])
+    # recorded in the data identity only when set, so runs from before the option still resume
+    assert DataSettings(min_train_words=10).identity()["min_train_words"] == 10
+    assert "min_train_words" not in DataSettings().identity()
+    with pytest.raises(ValueError, match="task .sst2. has 1000 words or more; lower --min-train-words"):
+        load_splits(spec, glue_dir, seed=0, min_train_words=1000)
+
+
+def test_min_train_words_counts_both_texts_of_a_pair(glue_dir):
+    from benchmarks.tasks.loaders import example_words
+
+    spec = get_task("rte")
+    train = load_splits(spec, glue_dir, seed=0)["train"].select(range(3))
+    expected = [len(a.split()) + len(b.split()) for a, b in zip(train["sentence1"], train["sentence2"])]
+    assert example_words(spec, train).tolist() == expected
+
+
 def test_train_loader_shuffles_with_seed(glue_dir, tokenizer):
     splits = datasets.DatasetDict(train=load_splits(get_task("rte"), glue_dir, seed=0, max_train_samples=64)["train"])
 
@@ -162,3 +194,26 @@ def test_tokenizer_without_pad_token_is_rejected(tokenizer):
     no_pad.pad_token = None
     with pytest.raises(ValueError, match="no pad token"):
         make_dataloaders(get_task("rte"), {}, no_pad, batch_size=2)
+
+
+@pytest.mark.parametrize("command", ["finetune", "train-supernet", "prune", "nas"])
+def test_min_train_words_reaches_every_training_command(command):
+    """``--min-train-words`` is what each command's training data settings read (fine-tuning, super-network,
+    RFP's and layer dropping's training examples, every standard-NAS trial)."""
+    from benchmarks.cli import COMMANDS, build_parser
+    from benchmarks.commands.options import data_settings
+    from benchmarks.nas.common import NasSettings
+    from benchmarks.prune.context import PruneSettings
+
+    argv = ["--task", "sst2", "--output-dir", "out", "--min-train-words", "10"]
+    if command == "prune":
+        argv += ["--method", "rfp", "--finetuned", "ft"]
+    args = build_parser(command, COMMANDS[command]).parse_args(argv)
+    if command == "prune":
+        data = PruneSettings.from_args(args).data(0)
+    elif command == "nas":
+        data = NasSettings.from_args(args).protocol.data(None)
+    else:
+        data = data_settings(args)
+    assert data.min_train_words == 10
+    assert data.identity()["min_train_words"] == 10
