@@ -68,8 +68,19 @@ VARIANTS: dict[str, Variant] = {
     "init-kd-hidden": Variant("as init-kd, every pass also matching the teacher's last hidden states (mean squared "
                               "error over the real tokens, weight 1)", ("--epochs", "2", "--teacher-hidden-weight", "1"),
                               init_from_finetuned=True),
+    "init-kd-sn-sentences": Variant("as init-kd, the super-network (not the fine-tuning it starts from) trained "
+                                    "only on training examples of at least 10 words",
+                                    ("--epochs", "2", "--min-train-words", "10"), init_from_finetuned=True),
     "current-kd": Variant("the CPU study's recipe with the fine-tuned model as frozen teacher",
                           ("--epochs", "3", "--init-from", "pretrained", "--teacher", "{finetuned}")),
+}
+
+
+# Retraining-free pruning of each seed's fine-tuned model, as is and with its Fisher information and rescaling
+# computed on SST-2's sentence-like training examples (the data the sentence variants train on).
+RFP_VARIANTS: dict[str, tuple[str, ...]] = {
+    "rfp": (),
+    "rfp-sentences": ("--min-train-words", "10"),
 }
 
 
@@ -86,7 +97,7 @@ def data_arguments(data_dir: str | None, min_train_words: int | None) -> tuple[s
 
 
 def plan(root: Path, tasks: Sequence[str], seeds: Sequence[int], variants: Sequence[str], searchers: Sequence[str],
-         data_args: Sequence[str] = ()) -> list[Step]:
+         data_args: Sequence[str] = (), rfp_variants: Sequence[str] = ("rfp",)) -> list[Step]:
     """The study's steps in run order (each fine-tuned model before what starts from it)."""
     steps: list[Step] = []
     for task in tasks:
@@ -96,11 +107,13 @@ def plan(root: Path, tasks: Sequence[str], seeds: Sequence[int], variants: Seque
             steps.append(Step(f"finetune {task}/seed{seed}", (
                 "finetune", "--task", task, "--seed", str(seed), "--epochs", "3", "--output-dir", str(finetuned),
                 *data, *PROTOCOL), finetuned, resumable=True))
-            rfp = root / "baselines" / task / "rfp" / f"seed{seed}"
-            steps.append(Step(f"rfp {task}/seed{seed}", (
-                "prune", "--method", "rfp", "--finetuned", str(finetuned / "best_model"), "--task", task, "--seed",
-                str(seed), "--output-dir", str(rfp), "--budgets", "0.25", "0.5", "0.75", "--max-valid-samples", "512",
-                *MACS, *data), rfp, resumable=False, needs=finetuned))
+            for baseline in rfp_variants:
+                rfp = root / "baselines" / task / baseline / f"seed{seed}"
+                steps.append(Step(f"{baseline} {task}/seed{seed}", (
+                    "prune", "--method", "rfp", "--finetuned", str(finetuned / "best_model"), "--task", task,
+                    "--seed", str(seed), "--output-dir", str(rfp), "--budgets", "0.25", "0.5", "0.75",
+                    "--max-valid-samples", "512", *MACS, *data, *RFP_VARIANTS[baseline]), rfp, resumable=False,
+                    needs=finetuned))
             for name in variants:
                 variant = _variant(name)
                 supernet = root / "supernets" / name / task / f"seed{seed}"
@@ -196,7 +209,7 @@ def export_study(steps: Sequence[Step], root: Path, dest: Path, variants: Sequen
     ``baselines``), with the relative-performance tables of ``variants`` and RFP and every step's wall clock.
 
     An earlier export in ``dest`` is added to, not replaced: its rows of other variants and steps stay."""
-    chosen = [step for step in steps if baselines or not step.key.startswith(("finetune ", "rfp "))]
+    chosen = [step for step in steps if baselines or not step.key.startswith(("finetune ", "rfp"))]
     export_results(chosen, root, dest)
     table = relative_table(root)
     if not table.empty:
@@ -235,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--variants", nargs="+", default=["current", "init-kd"], choices=tuple(VARIANTS))
     parser.add_argument("--searchers", nargs="+", default=["random_search"])
+    parser.add_argument("--rfp-variants", nargs="+", default=["rfp"], choices=tuple(RFP_VARIANTS),
+                        help="retraining-free pruning as is (rfp) and/or on sentence-like examples (rfp-sentences)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--min-train-words", type=int, default=None, metavar="N",
                         help="every training step (fine-tuning, RFP, super-network) uses only training examples of "
@@ -249,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-going", action="store_true")
     args = parser.parse_args(argv)
     steps = plan(args.output_dir, args.tasks, args.seeds, args.variants, args.searchers,
-                 data_arguments(args.data_dir, args.min_train_words))
+                 data_arguments(args.data_dir, args.min_train_words), args.rfp_variants)
     extra = (*(("--threads", str(args.threads)) if args.threads else ()),
              *(("--precision", args.precision) if args.precision else ()))
     if args.export is not None:

@@ -31,6 +31,16 @@ def test_min_train_words_reaches_every_training_step_and_no_search():
     assert data_arguments(None, None) == ()
 
 
+def test_rfp_on_sentence_like_examples_is_a_baseline_of_its_own():
+    steps = {step.key: step for step in plan(Path("/r"), ["sst2"], [2], ["init-kd"], ["ehvi"],
+                                             rfp_variants=("rfp", "rfp-sentences"))}
+    plain, sentences = steps["rfp sst2/seed2"], steps["rfp-sentences sst2/seed2"]
+    assert "--min-train-words" not in plain.command
+    assert sentences.command[sentences.command.index("--min-train-words") + 1] == "10"
+    assert sentences.output_dir == Path("/r/baselines/sst2/rfp-sentences/seed2") and sentences.needs == plain.needs
+    assert variant_of("rfp-sentences") == "rfp"  # exported and kept with the plain one
+
+
 def test_summary_gives_mean_and_standard_error_over_seeds():
     table = pd.DataFrame({
         "task": ["stsb"] * 3, "metric": ["main"] * 3, "method": ["init-kd-nsga2", "init-kd-nsga2", "rfp"],
