@@ -65,9 +65,11 @@ def add_min_train_words_argument(parser: argparse._ActionsContainer) -> None:
     """``--min-train-words N``: train only on examples of at least N words (SST-2's sentence-like ones)."""
     parser.add_argument(
         "--min-train-words", type=int, default=None, metavar="N",
-        help="train only on training examples of at least N words, before --max-train-samples (default: all); "
+        help="train only on training examples of at least N words, before --max-train-samples (0: all). "
              "SST-2's training split is mostly short phrases, its test set whole sentences: 10 keeps the "
-             "sentence-like ones. Validation and test are never filtered",
+             "sentence-like ones. Default: all, except train-supernet, which takes the task's default for the "
+             "super-network (SST-2: 10; its plain fine-tuning stage uses all). Validation and test are never "
+             "filtered",
     )
 
 
@@ -294,8 +296,9 @@ def model_run(args: argparse.Namespace) -> ModelRun:
 POSITIVE_INTS = ("epochs", "batch_size", "eval_batch_size", "max_length", "seq_len", "threads", "max_train_samples",
                  "max_valid_samples", "max_test_samples", "num_random", "rewire_examples", "workers", "max_trials",
                  "cpus_per_worker", "cpus_per_trial", "sample_batch_size", "latency_batch_size", "latency_repeats",
-                 "finetune_epochs", "min_train_words")
-NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples", "seed", "dataset_seed", "teacher_hidden_weight")
+                 "finetune_epochs")
+NON_NEGATIVE = ("weight_decay", "max_failures", "num_samples", "seed", "dataset_seed", "teacher_hidden_weight",
+                "min_train_words")
 POSITIVE_FLOATS = ("lr", "max_grad_norm", "temperature", "max_wallclock", "poll_interval", "step_fraction", "max_scale",
                    "teacher_temperature")
 

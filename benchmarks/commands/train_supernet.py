@@ -103,13 +103,15 @@ class TrainSupernetSettings:
         check_options(strategy.name, **strategy.options())  # fail before loading
         run = model_run(args)
         base_model = finetune = None
-        if finetune_first:
+        if finetune_first:  # plain fine-tuning on every training example, as plm-nas finetune (the baselines' start)
             base_model = run.model
-            finetune = replace(run, trainer=replace(run.trainer, epochs=args.finetune_epochs))
+            finetune = replace(run, trainer=replace(run.trainer, epochs=args.finetune_epochs),
+                               data=replace(run.data, min_train_words=None))
             run = replace(run, model=str(init_from))
         elif init_from is not None:
             base_model = check_fine_tuned(init_from, Path(args.init_from), run, "--init-from")
             run = replace(run, model=str(init_from))
+        run = replace(run, data=replace(run.data, min_train_words=supernet_min_train_words(args, run.task)))
         if args.teacher is not None:
             check_fine_tuned(teacher, args.teacher, run, "--teacher")
         return cls(run=run, output_dir=Path(args.output_dir), search_space=args.search_space,
@@ -126,6 +128,12 @@ class TrainSupernetSettings:
             if self.teacher_hidden_weight:  # absent at 0, so runs from before the option resume unchanged
                 identity.update(teacher_hidden_weight=self.teacher_hidden_weight)
         return identity
+
+
+def supernet_min_train_words(args: argparse.Namespace, task: TaskSpec) -> int | None:
+    """The super-network's ``--min-train-words``: the option, else the task's default (SST-2: 10); 0 or None: all."""
+    given = getattr(args, "min_train_words", None)
+    return (task.supernet_min_train_words if given is None else given) or None
 
 
 def fine_tuned_model(path: Path, option: str) -> Path:
@@ -297,7 +305,10 @@ def train_supernet(settings: TrainSupernetSettings, arguments: Mapping[str, Any]
     if settings.resume:
         check_resume(output_dir / CHECKPOINT_DIR, run.trainer, strategy_name, settings.data_identity())
     if settings.finetune is not None:
-        fine_tune_first(settings.finetune, output_dir / FINETUNED_DIR, arguments)
+        fine_tune_first(settings.finetune, output_dir / FINETUNED_DIR, {**arguments, "min_train_words": None})
+    if run.data.min_train_words:
+        print(f"super-network training examples: those of at least {run.data.min_train_words} words "
+              f"(--min-train-words; 0: all)", flush=True)
     setup = prepare(run)  # model, tokenizer and data load (or fail) before anything is written
     output_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(output_dir, arguments, seed=run.trainer.seed, keep_previous=settings.resume,

@@ -126,8 +126,9 @@ SEARCHERS_GRID = replace(SEARCHERS_GRID, parts=(
 # searchers and baselines, with the recipe's super-networks; no standard NAS.
 RECIPE_GRID = replace(
     CPU_STUDY, name="recipe", kinds=("prune", "ws"), parts=(), supernet_from_finetuned=True,
-    supernet_args=_RECIPE_SUPERNET,
-    description="the super-network recipe (from plain fine-tuning, its frozen teacher, 2 epochs) against layer "
+    supernet_args=_RECIPE_SUPERNET, supernet_min_train_words=None,
+    description="the super-network recipe (from plain fine-tuning, its frozen teacher, 2 epochs; SST-2's on its "
+                "sentence-like examples) against layer "
                 "dropping, head pruning and retraining-free pruning: STS-B, SST-2 (5,000 examples), MRPC; 5 "
                 "weight-sharing searchers; 3 seeds",
 )

@@ -55,6 +55,9 @@ class GridSpec:
     # Start every super-network from the grid's plain fine-tuning of its task, model and seed (``--init-from``),
     # which then runs first; the fine-tuned model is also the pruning baselines' starting point.
     supernet_from_finetuned: bool = False
+    # ``--min-train-words`` of every super-network: 0 (every training example) as the grids were run before
+    # SST-2's super-networks trained on its sentence-like examples by default; None: the command's default.
+    supernet_min_train_words: int | None = 0
 
 
 FACTORS: tuple[str, ...] = ("tasks", "models", "search_spaces", "strategies", "ws_searchers", "nas_searchers", "seeds")
@@ -144,6 +147,10 @@ def _supernet_steps(grid: GridSpec, root: Path, data_args: tuple[str, ...], task
     return [_finetune_step(grid, root, data_args, task, model, seed), supernet]
 
 
+def _min_words(value: int | None) -> tuple[str, ...]:
+    return () if value is None else ("--min-train-words", str(value))
+
+
 def _supernet_step(grid: GridSpec, root: Path, data_args: tuple[str, ...], task: str, model: str, space: str,
                    strategy: str, seed: int) -> Step:
     base = f"{task}/{_model_tag(model)}/{space}"
@@ -155,7 +162,7 @@ def _supernet_step(grid: GridSpec, root: Path, data_args: tuple[str, ...], task:
         key=f"supernet {base}/{strategy}/seed{seed}",
         command=("train-supernet", "--model", model, "--task", task, "--search-space", space, "--strategy", strategy,
                  "--seed", str(seed), "--output-dir", str(supernet_dir), *data_args, *grid.task_args.get(task, ()),
-                 *grid.supernet_args, *init),
+                 *grid.supernet_args, *init, *_min_words(grid.supernet_min_train_words)),
         output_dir=supernet_dir, resumable=True, needs=finetuned,
     )
 

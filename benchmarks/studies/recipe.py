@@ -93,7 +93,7 @@ def _variant(name: str) -> Variant:
 def data_arguments(data_dir: str | None, min_train_words: int | None) -> tuple[str, ...]:
     """The data options of every training step (fine-tuning, RFP, super-network); searches read no training data."""
     return (*(("--data-dir", data_dir) if data_dir else ()),
-            *(("--min-train-words", str(min_train_words)) if min_train_words else ()))
+            *(("--min-train-words", str(min_train_words)) if min_train_words is not None else ()))
 
 
 def plan(root: Path, tasks: Sequence[str], seeds: Sequence[int], variants: Sequence[str], searchers: Sequence[str],
@@ -251,9 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rfp-variants", nargs="+", default=["rfp"], choices=tuple(RFP_VARIANTS),
                         help="retraining-free pruning as is (rfp) and/or on sentence-like examples (rfp-sentences)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--min-train-words", type=int, default=None, metavar="N",
+    parser.add_argument("--min-train-words", type=int, default=0, metavar="N",
                         help="every training step (fine-tuning, RFP, super-network) uses only training examples of "
-                             "at least N words (SST-2's sentence-like ones); give it its own --output-dir")
+                             "at least N words (SST-2's sentence-like ones; default 0: all, as the study was run, "
+                             "whatever the commands' default); give it its own --output-dir")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of every step")
     parser.add_argument("--precision", default=None, help="passed to every step (default: the commands' default)")
     parser.add_argument("--summary", action="store_true", help="only write the summary of finished steps")

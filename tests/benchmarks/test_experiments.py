@@ -455,3 +455,20 @@ def test_begun_steps_in_different_precisions_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"different precisions \(bf16: search .*; fp32: supernet"):
         experiments.recorded_grid_precision(tmp_path, steps)
     assert experiments.recorded_grid_precision(tmp_path / "empty", steps[:0]) is None
+
+
+@pytest.mark.parametrize("name", ["cpu-study", "precision", "searchers", "recipe"])
+def test_grids_keep_the_training_examples_they_were_run_with(tmp_path, name):
+    """SST-2's super-networks now train on its sentence-like examples by default; the grids run before keep every
+    example (``--min-train-words 0``), the recipe grid takes the command's default."""
+    from benchmarks.grids import get_grid
+
+    steps = expand(restrict(get_grid(name), tasks=["sst2"]), tmp_path)
+    supernets = [s.command for s in steps if s.command[0] == "train-supernet"]
+    assert supernets
+    for command in supernets:
+        if name == "recipe":
+            assert "--min-train-words" not in command
+        else:
+            assert command[command.index("--min-train-words") + 1] == "0"
+    assert all("--min-train-words" not in s.command for s in steps if s.command[0] != "train-supernet")

@@ -114,3 +114,28 @@ def test_the_commands_default_to_the_recipe(tmp_path):
     parser = argparse.ArgumentParser()
     finetune.add_arguments(parser)
     assert parser.parse_args(["--task", "rte", "--output-dir", str(tmp_path / "ft")]).lr == 5e-5
+
+
+def test_sst2_super_networks_train_on_sentence_like_examples_by_default(tmp_path):
+    """On SST-2 the super-network stage keeps training examples of at least 10 words, its plain fine-tuning stage
+    every example (the baselines' start); ``--min-train-words`` sets it (0: all); other tasks keep every example."""
+    import argparse
+
+    from benchmarks.commands import train_supernet
+    from benchmarks.commands.train_supernet import TrainSupernetSettings
+
+    parser = argparse.ArgumentParser()
+    train_supernet.add_arguments(parser)
+
+    def settings(*argv: str) -> TrainSupernetSettings:
+        args = parser.parse_args(["--output-dir", str(tmp_path / "sn"), "--epochs", "2", *argv])
+        return TrainSupernetSettings.from_args(args)
+
+    sst2 = settings("--task", "sst2")
+    assert sst2.run.data.min_train_words == 10 and sst2.finetune.data.min_train_words is None
+    assert sst2.data_identity()["min_train_words"] == 10  # a resumed run must keep them
+    assert settings("--task", "sst2", "--min-train-words", "0").run.data.min_train_words is None
+    assert settings("--task", "sst2", "--min-train-words", "15").run.data.min_train_words == 15
+    assert settings("--task", "sst2", "--min-train-words", "15").finetune.data.min_train_words is None
+    assert settings("--task", "mrpc").run.data.min_train_words is None
+    assert settings("--task", "mrpc", "--min-train-words", "12").run.data.min_train_words == 12

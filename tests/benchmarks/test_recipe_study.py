@@ -28,7 +28,7 @@ def test_min_train_words_reaches_every_training_step_and_no_search():
         assert command[command.index("--max-train-samples") + 1] == "5000"  # the task's own cap stays
     (search,) = [step.command for step in steps if step.key.startswith("search ")]
     assert "--min-train-words" not in search and "--data-dir" not in search
-    assert data_arguments(None, None) == ()
+    assert data_arguments(None, None) == () and data_arguments(None, 0) == ("--min-train-words", "0")
 
 
 def test_rfp_on_sentence_like_examples_is_a_baseline_of_its_own():
