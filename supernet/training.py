@@ -376,6 +376,10 @@ def _as_python_state(state: Iterable[Any]) -> tuple:
     return (version, tuple(internal), gauss)
 
 
+# Data settings recorded only when they differ from these (``DataSettings.identity``), so older checkpoints resume.
+_DATA_DEFAULTS: dict[str, Any] = {"group_by_length": False, "min_train_words": None}
+
+
 def check_resumable(state: Mapping[str, Any], config: TrainerConfig, strategy: str,
                     data_identity: Mapping[str, Any] | None) -> None:
     """Refuse to resume a checkpoint ``state`` with another strategy, other training settings or other data."""
@@ -390,13 +394,15 @@ def check_resumable(state: Mapping[str, Any], config: TrainerConfig, strategy: s
         hint = " (--precision)" if "precision" in changed else ""
         raise ValueError(f"cannot resume with changed training settings ({diff}); use the checkpoint's "
                          f"settings{hint}")
-    recorded = state.get("data") or {}
-    identity = {key: _plain(value) for key, value in (data_identity or {}).items()}
+    # keys a data identity holds only when set: absent from a checkpoint or from now means their default
+    recorded = {**_DATA_DEFAULTS, **(state.get("data") or {})}
+    identity = {**_DATA_DEFAULTS, **{key: _plain(value) for key, value in (data_identity or {}).items()}}
     changed_data = {key: (recorded.get(key), value) for key, value in identity.items()
                     if key in recorded and recorded[key] != value}
     if changed_data:
+        options = ", ".join("--" + key.replace("_", "-") for key in changed_data)
         raise ValueError(f"cannot resume on other training data {changed_data} (checkpoint, now); "
-                         "use the checkpointed run's data settings")
+                         f"use the checkpointed run's data settings ({options})")
 
 
 def read_checkpoint(checkpoint_dir: str | os.PathLike) -> dict[str, Any] | None:

@@ -342,3 +342,20 @@ def test_fresh_trainers_sharing_a_loader_see_the_same_batches():
         trainer.fit()
         trained.append(weights(trainer))
     assert all(torch.equal(trained[0][key], trained[1][key]) for key in trained[0])
+
+
+def test_a_checkpoint_from_before_min_train_words_was_trained_on_every_example():
+    """Data settings recorded only when set count as their default when absent, on either side: an SST-2 run
+    checkpointed on every example is not resumed on its sentence-like examples (the new default), nor back."""
+    from supernet.training import TrainerConfig, check_resumable
+
+    config = TrainerConfig(epochs=1, lr=1e-3, batch_size=8, seed=0, device="cpu")
+    base = {"dataset_seed": 0, "max_train_samples": 5000}
+    state = {"strategy": "sandwich", "config": {k: v for k, v in config.__dict__.items()}, "data": dict(base)}
+    check_resumable(state, config, "sandwich", base)
+    with pytest.raises(ValueError, match=r"min_train_words.*\(None, 10\).*--min-train-words"):
+        check_resumable(state, config, "sandwich", {**base, "min_train_words": 10})
+    state["data"]["min_train_words"] = 10
+    check_resumable(state, config, "sandwich", {**base, "min_train_words": 10})
+    with pytest.raises(ValueError, match=r"\(10, None\)"):
+        check_resumable(state, config, "sandwich", base)
