@@ -159,6 +159,9 @@ def model_summary(settings: InfoSettings) -> tuple[ModelShape, list[str]]:
         head, num_labels = task.head, task.num_labels
         task_line = f"task: {task.name} ({'regression' if task.is_regression else f'{task.num_labels} classes'}, "
         task_line += f"metric {task.main_metric})"
+        if task.supernet_min_train_words:
+            task_line += (f"; train-supernet trains the super-network on its training examples of at least "
+                          f"{task.supernet_min_train_words} words (--min-train-words)")
     config = load_config(settings.model, num_labels=num_labels)
     shape = ModelShape.from_config(config, head=head)
     header = [f"model: {resolve_model_name(settings.model)}"]

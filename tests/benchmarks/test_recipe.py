@@ -139,3 +139,12 @@ def test_sst2_super_networks_train_on_sentence_like_examples_by_default(tmp_path
     assert settings("--task", "sst2", "--min-train-words", "15").finetune.data.min_train_words is None
     assert settings("--task", "mrpc").run.data.min_train_words is None
     assert settings("--task", "mrpc", "--min-train-words", "12").run.data.min_train_words == 12
+
+
+def test_info_says_where_sst2_super_networks_train(capsys):
+    from benchmarks.cli import main
+
+    assert main(["info", "--task", "sst2"]) == 0
+    assert "trains the super-network on its training examples of at least 10 words" in capsys.readouterr().out
+    assert main(["info", "--task", "mrpc"]) == 0
+    assert "at least" not in capsys.readouterr().out
