@@ -1,4 +1,4 @@
-"""Atomic writes of JSON files and whole folders: a killed process leaves the old file or folder, never half of one."""
+"""Atomic writes of text, JSON and whole folders: a killed process leaves the old file or folder, never half of one."""
 from __future__ import annotations
 
 import json
@@ -11,15 +11,20 @@ from typing import Any, Callable
 RUN_INFO_FILE = "run.json"
 
 
-def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``data`` as indented JSON to a temporary file beside ``path``, then rename it into place."""
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+        handle.write(text)
     os.replace(tmp, path)
     return path
+
+
+def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``data`` as indented JSON to a temporary file beside ``path``, then rename it into place."""
+    return write_text_atomic(json.dumps(data, indent=2, sort_keys=True, default=str), path)
 
 
 def write_folder_atomic(folder: str | os.PathLike, fill: Callable[[Path], Any]) -> Path:

@@ -27,9 +27,10 @@ from typing import Sequence
 
 import pandas as pd
 
+from benchmarks.files import write_text_atomic
 from benchmarks.grids.runner import TIMING_FILE, export_results, run_step
 from benchmarks.grids.spec import DONE_MARKER, Step
-from benchmarks.results import read_results, with_metric
+from benchmarks.results import read_results, with_metric, write_atomic
 
 TASKS = ("stsb", "sst2", "mrpc")
 FRACTIONS_PRUNED = (0.25, 0.5, 0.75)
@@ -209,16 +210,17 @@ def export_study(steps: Sequence[Step], root: Path, dest: Path, variants: Sequen
     ``baselines``), with the relative-performance tables of ``variants`` and RFP and every step's wall clock.
 
     An earlier export in ``dest`` is added to, not replaced: its rows of other variants and steps stay."""
-    chosen = [step for step in steps if baselines or not step.key.startswith(("finetune ", "rfp"))]
+    baseline_steps = ("finetune ", *(f"{name} " for name in RFP_VARIANTS))
+    chosen = [step for step in steps if baselines or not step.key.startswith(baseline_steps)]
     export_results(chosen, root, dest)
     table = relative_table(root)
     if not table.empty:
         table = table[table["method"].map(variant_of).isin([*variants, "rfp"])]
         table = _kept(dest / "relative.csv", table, lambda frame: frame["method"].map(variant_of))
-        table.to_csv(dest / "relative.csv", index=False)
-        (dest / "relative.md").write_text(summary_markdown(table))
+        write_atomic(table, dest / "relative.csv")
+        write_text_atomic(summary_markdown(table), dest / "relative.md")
     cost = _kept(dest / "cost.csv", cost_table(chosen), lambda frame: frame["step"])
-    cost.to_csv(dest / "cost.csv", index=False)
+    write_atomic(cost, dest / "cost.csv")
 
 
 def _kept(path: Path, new: pd.DataFrame, key) -> pd.DataFrame:
@@ -289,11 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     break
     table = relative_table(args.output_dir)
     if not table.empty:
-        table.to_csv(args.output_dir / "relative.csv", index=False)
+        write_atomic(table, args.output_dir / "relative.csv")
         markdown = summary_markdown(table)
-        (args.output_dir / "relative.md").write_text(markdown)
+        write_text_atomic(markdown, args.output_dir / "relative.md")
         print(markdown)
-    cost_table(steps).to_csv(args.output_dir / "cost.csv", index=False)
+    write_atomic(cost_table(steps), args.output_dir / "cost.csv")
     for line in failed:
         print(f"failed: {line}", file=sys.stderr)
     return 1 if failed else 0

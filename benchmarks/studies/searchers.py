@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from benchmarks.files import write_text_atomic
 from benchmarks.grids.spec import DONE_MARKER
 from benchmarks.results import best_so_far_rows, read_results, write_atomic
 from plotting.hypervolume import HypervolumeSettings, hypervolume_over_time
@@ -216,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not relative.empty:
         write_atomic(relative, args.out / "relative.csv")
     text = summary_markdown(values, relative)
-    (args.out / "summary.md").write_text(text + "\n")
+    write_text_atomic(text + "\n", args.out / "summary.md")
     print(text)
     return 0
 
